@@ -1,0 +1,442 @@
+//! The handles users hold: [`Engine`] (the worker), [`Session`] (one problem's budget,
+//! seeds and stats) and [`Branch`] (one KV sequence and its text).
+
+use crate::backend::{Backend, BackendInfo, ChatMessage, PromptFormat, SeqId, Token};
+use crate::error::{EngineError, Result};
+use crate::sampling::derive_seed;
+use crate::stats::{Budget, Counters, Stats};
+use crate::worker::{
+    Chunk, Cmd, ExtendItem, Finish, GenSpec, SessionShared, Worker, WorkerOptions,
+};
+use crossbeam_channel::{bounded, unbounded, Sender};
+use parking_lot::Mutex;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+struct Inner {
+    tx: Option<Sender<Cmd>>,
+    info: BackendInfo,
+    totals: Arc<Counters>,
+    started: Instant,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.tx.take(); // disconnect: the worker drains and exits
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A cheap, cloneable handle to the worker thread that owns one model context.
+///
+/// Every clone, and every thread using one, feeds the same worker: the pending work of
+/// all branches of all problems is decoded together, one batch per step.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("info", &self.inner.info)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Start a worker thread that builds its backend with `make` (on that thread) and serves it.
+    pub fn spawn<F>(make: F, opts: WorkerOptions) -> Result<Engine>
+    where
+        F: FnOnce() -> Result<Box<dyn Backend>> + Send + 'static,
+    {
+        let (tx, rx) = unbounded::<Cmd>();
+        let (init_tx, init_rx) = bounded::<Result<BackendInfo>>(1);
+        let totals = Arc::new(Counters::default());
+        let worker_totals = totals.clone();
+        let thread = std::thread::Builder::new()
+            .name("ponder-engine".into())
+            .spawn(move || match make() {
+                Err(e) => {
+                    let _ = init_tx.send(Err(e));
+                }
+                Ok(backend) => {
+                    let _ = init_tx.send(Ok(backend.info().clone()));
+                    Worker::new(backend, opts, worker_totals).run(rx);
+                }
+            })
+            .map_err(|e| EngineError::Context(format!("cannot start the worker thread: {e}")))?;
+        let info = init_rx.recv().map_err(|_| EngineError::Stopped)??;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                tx: Some(tx),
+                info,
+                totals,
+                started: Instant::now(),
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// An engine over an already-built backend.
+    pub fn new(backend: Box<dyn Backend>) -> Result<Engine> {
+        Self::spawn(move || Ok(backend), WorkerOptions::default())
+    }
+
+    /// Facts about the backend (context size, sequences, vocabulary).
+    pub fn info(&self) -> &BackendInfo {
+        &self.inner.info
+    }
+
+    /// Everything this engine has done since it started.
+    pub fn stats(&self) -> Stats {
+        self.inner.totals.snapshot(self.inner.started)
+    }
+
+    pub(crate) fn send(&self, c: Cmd) -> Result<()> {
+        self.inner
+            .tx
+            .as_ref()
+            .ok_or(EngineError::Stopped)?
+            .send(c)
+            .map_err(|_| EngineError::Stopped)
+    }
+
+    /// Run a read-only query against the backend on the worker thread.
+    pub fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Backend) -> T + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = bounded(1);
+        self.send(Cmd::Call(Box::new(move |b| {
+            let _ = tx.send(f(b));
+        })))?;
+        rx.recv().map_err(|_| EngineError::Stopped)
+    }
+
+    /// Tokenize text (`special`: parse control tokens; `bos`: prepend BOS if the model wants it).
+    pub fn tokenize(&self, text: &str, special: bool, bos: bool) -> Result<Vec<Token>> {
+        let text = text.to_owned();
+        self.query(move |b| b.tokenize(&text, special, bos))?
+    }
+
+    /// The text of some tokens (invalid UTF-8 replaced).
+    pub fn detokenize(&self, tokens: &[Token]) -> Result<String> {
+        let tokens = tokens.to_vec();
+        self.query(move |b| {
+            let bytes: Vec<u8> = tokens.iter().flat_map(|&t| b.piece(t)).collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    }
+
+    /// Render chat messages into a prompt with the chosen template.
+    pub fn format_prompt(&self, format: &PromptFormat, messages: &[ChatMessage]) -> Result<String> {
+        let (format, messages) = (format.clone(), messages.to_vec());
+        self.query(move |b| b.apply_template(&format, &messages))?
+    }
+
+    /// A new session (one problem): its seed, problem id and budget.
+    pub fn session(&self, seed: u64, problem: u64, budget: Budget) -> Session {
+        Session {
+            engine: self.clone(),
+            shared: Arc::new(SessionShared {
+                seed,
+                problem,
+                budget,
+                counters: Counters::default(),
+                started: Instant::now(),
+                next_branch: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+/// One problem's view of the engine: its budget, seeds and stats.
+#[derive(Clone)]
+pub struct Session {
+    engine: Engine,
+    shared: Arc<SessionShared>,
+}
+
+impl Session {
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// What this problem has cost so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot(self.shared.started)
+    }
+
+    /// The seed and problem id branches derive their RNG from.
+    pub fn seed(&self) -> (u64, u64) {
+        (self.shared.seed, self.shared.problem)
+    }
+
+    /// Tokenize a templated prompt (control tokens parsed, BOS as the model wants) and prefill it.
+    pub fn prefill(&self, prompt: &str) -> Result<Branch> {
+        let bos = self.engine.info().add_bos;
+        let tokens = self.engine.tokenize(prompt, true, bos)?;
+        self.prefill_tokens(tokens)
+    }
+
+    /// Evaluate prompt tokens once into a new sequence; fork it to branch out.
+    pub fn prefill_tokens(&self, tokens: Vec<Token>) -> Result<Branch> {
+        let n = tokens.len();
+        let (tx, rx) = bounded(1);
+        self.engine.send(Cmd::Prefill {
+            sess: self.shared.clone(),
+            tokens,
+            reply: tx,
+        })?;
+        let seq = rx.recv().map_err(|_| EngineError::Stopped)??;
+        Ok(self.branch(seq, n))
+    }
+
+    fn branch(&self, seq: SeqId, prompt_len: usize) -> Branch {
+        let id = self.shared.next_branch.fetch_add(1, Relaxed);
+        Branch {
+            session: self.clone(),
+            seq,
+            id,
+            rng: ChaCha8Rng::seed_from_u64(derive_seed(self.shared.seed, self.shared.problem, id)),
+            prompt_len,
+            tokens: Vec::new(),
+            logprobs: Vec::new(),
+            piece_lens: Vec::new(),
+            bytes: Vec::new(),
+            finish: None,
+        }
+    }
+
+    /// Generate on every branch at once; the engine batches them (and any other work).
+    pub fn extend<'a>(
+        &self,
+        branches: impl IntoIterator<Item = &'a mut Branch>,
+        spec: &GenSpec,
+    ) -> Result<()> {
+        spec.validate()?;
+        let mut bs: Vec<&mut Branch> = branches.into_iter().collect();
+        if bs.is_empty() {
+            return Ok(());
+        }
+        let items = bs
+            .iter()
+            .map(|b| ExtendItem {
+                seq: b.seq,
+                rng: b.rng.clone(),
+            })
+            .collect();
+        let (tx, rx) = bounded(1);
+        self.engine.send(Cmd::Extend {
+            sess: self.shared.clone(),
+            spec: Arc::new(spec.clone()),
+            items,
+            reply: tx,
+        })?;
+        let results = rx.recv().map_err(|_| EngineError::Stopped)?;
+        let mut first_err = None;
+        for (b, r) in bs.iter_mut().zip(results) {
+            match r {
+                Ok(chunk) => b.absorb(chunk),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// One branch: a KV sequence forked from a prompt, with its completion's tokens, text and
+/// per-token log-probabilities. Dropping it frees its sequence.
+pub struct Branch {
+    session: Session,
+    seq: SeqId,
+    id: u64,
+    rng: ChaCha8Rng,
+    prompt_len: usize,
+    tokens: Vec<Token>,
+    logprobs: Vec<f32>,
+    piece_lens: Vec<u32>,
+    bytes: Vec<u8>,
+    finish: Option<Finish>,
+}
+
+impl std::fmt::Debug for Branch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Branch")
+            .field("id", &self.id)
+            .field("seq", &self.seq)
+            .field("tokens", &self.tokens.len())
+            .field("finish", &self.finish)
+            .finish()
+    }
+}
+
+impl Branch {
+    /// The branch id within its session (seeds derive from it).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// The session this branch belongs to.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+    /// Prompt length in tokens.
+    pub fn prompt_len(&self) -> usize {
+        self.prompt_len
+    }
+    /// Completion tokens (generated and appended) after the prompt.
+    pub fn tokens(&self) -> &[Token] {
+        &self.tokens
+    }
+    /// Log-probability of each completion token under the model (NaN where not computed).
+    pub fn logprobs(&self) -> &[f32] {
+        &self.logprobs
+    }
+    /// The completion's text; bytes of an unfinished UTF-8 character at the end are held back.
+    pub fn text(&self) -> String {
+        let valid = match std::str::from_utf8(&self.bytes) {
+            Ok(_) => self.bytes.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.bytes.len(),
+        };
+        String::from_utf8_lossy(&self.bytes[..valid]).into_owned()
+    }
+    /// How the last `extend` ended.
+    pub fn finish(&self) -> Option<&Finish> {
+        self.finish.as_ref()
+    }
+
+    /// Generate on this branch alone (see [`Session::extend`] to batch many).
+    pub fn extend(&mut self, spec: &GenSpec) -> Result<&Finish> {
+        let session = self.session.clone();
+        session.extend(std::iter::once(&mut *self), spec)?;
+        Ok(self.finish.as_ref().expect("extend sets finish"))
+    }
+
+    /// `n` children sharing this branch's whole KV sequence (no token is re-read).
+    pub fn fork(&self, n: usize) -> Result<Vec<Branch>> {
+        self.fork_at(n, self.tokens.len())
+    }
+
+    /// `n` children sharing the prompt and the first `completion_len` completion tokens.
+    pub fn fork_at(&self, n: usize, completion_len: usize) -> Result<Vec<Branch>> {
+        if completion_len > self.tokens.len() {
+            return Err(crate::error::invalid(
+                "fork length",
+                format!("{completion_len} > {} completion tokens", self.tokens.len()),
+            ));
+        }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = bounded(1);
+        self.session.engine.send(Cmd::Fork {
+            sess: self.session.shared.clone(),
+            src: self.seq,
+            count: n,
+            len: self.prompt_len + completion_len,
+            reply: tx,
+        })?;
+        let seqs = rx.recv().map_err(|_| EngineError::Stopped)??;
+        let bytes_len: usize = self.piece_lens[..completion_len]
+            .iter()
+            .map(|&l| l as usize)
+            .sum();
+        Ok(seqs
+            .into_iter()
+            .map(|seq| {
+                let mut b = self.session.branch(seq, self.prompt_len);
+                b.tokens = self.tokens[..completion_len].to_vec();
+                b.logprobs = self.logprobs[..completion_len].to_vec();
+                b.piece_lens = self.piece_lens[..completion_len].to_vec();
+                b.bytes = self.bytes[..bytes_len].to_vec();
+                b.finish = if completion_len == self.tokens.len() {
+                    self.finish.clone()
+                } else {
+                    None
+                };
+                b
+            })
+            .collect())
+    }
+
+    /// Feed text after the completion (no sampling); with `logprobs`, return each new
+    /// token's log-probability given everything before it.
+    pub fn append(&mut self, text: &str, logprobs: bool) -> Result<Vec<f32>> {
+        let tokens = self.session.engine.tokenize(text, false, false)?;
+        self.append_tokens(tokens, logprobs)
+    }
+
+    /// [`Branch::append`] for tokens.
+    pub fn append_tokens(&mut self, tokens: Vec<Token>, logprobs: bool) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = bounded(1);
+        self.session.engine.send(Cmd::Append {
+            sess: self.session.shared.clone(),
+            seq: self.seq,
+            tokens,
+            logprobs,
+            reply: tx,
+        })?;
+        let chunk = rx.recv().map_err(|_| EngineError::Stopped)??;
+        let lps = chunk.logprobs.clone();
+        self.absorb(chunk);
+        self.finish = None;
+        Ok(lps)
+    }
+
+    /// Cut the completion back to `completion_len` tokens (KV cells beyond are freed).
+    pub fn truncate(&mut self, completion_len: usize) -> Result<()> {
+        if completion_len >= self.tokens.len() {
+            return Ok(());
+        }
+        let (tx, rx) = bounded(1);
+        self.session.engine.send(Cmd::Truncate {
+            seq: self.seq,
+            len: self.prompt_len + completion_len,
+            reply: tx,
+        })?;
+        rx.recv().map_err(|_| EngineError::Stopped)??;
+        let bytes_len: usize = self.piece_lens[..completion_len]
+            .iter()
+            .map(|&l| l as usize)
+            .sum();
+        self.tokens.truncate(completion_len);
+        self.logprobs.truncate(completion_len);
+        self.piece_lens.truncate(completion_len);
+        self.bytes.truncate(bytes_len);
+        self.finish = None;
+        Ok(())
+    }
+
+    fn absorb(&mut self, c: Chunk) {
+        self.tokens.extend_from_slice(&c.tokens);
+        self.logprobs.extend_from_slice(&c.logprobs);
+        self.piece_lens.extend_from_slice(&c.piece_lens);
+        self.bytes.extend_from_slice(&c.bytes);
+        if let Some(rng) = c.rng {
+            self.rng = rng;
+        }
+        if c.finish.is_some() {
+            self.finish = c.finish;
+        }
+    }
+}
+
+impl Drop for Branch {
+    fn drop(&mut self) {
+        let _ = self.session.engine.send(Cmd::Release { seq: self.seq });
+    }
+}

