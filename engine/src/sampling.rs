@@ -287,3 +287,28 @@ mod tests {
         assert!(e.to_string().contains("temperature"));
     }
 }
+
+#[cfg(test)]
+mod seed_uniformity {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn first_draws_over_branch_seeds_follow_the_distribution() {
+        // Branch RNGs are fresh per seed: their first draws must be unbiased too.
+        let logits = [0.4f32.ln(), 0.3f32.ln(), 0.3f32.ln()];
+        let p = SamplingParams {
+            temperature: 1.0,
+            ..Default::default()
+        };
+        let mut sc = Scratch::default();
+        let n = 6000;
+        let zeros = (0..n)
+            .filter(|&b| {
+                let mut r = ChaCha8Rng::seed_from_u64(derive_seed(0, 1, b));
+                sample(&p, &logits, &mut r, &mut sc).0 == 0
+            })
+            .count();
+        assert!((zeros as f64 / n as f64 - 0.4).abs() < 0.03, "{zeros}");
+    }
+}

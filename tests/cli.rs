@@ -1,0 +1,104 @@
+//! The `ponder` binary: `solve --json` output and its errors.
+
+use std::process::Command;
+
+fn ponder(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ponder"))
+        .args(args)
+        .output()
+        .expect("run ponder")
+}
+
+#[test]
+fn solve_json_has_the_documented_fields() {
+    let out = ponder(&[
+        "solve",
+        "What is 6 times 7?",
+        "--strategy",
+        "best-of-n",
+        "--n",
+        "4",
+        "--max-tokens",
+        "24",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert_eq!(v["strategy"], "best-of-4-majority");
+    assert!(v.get("answer").is_some());
+    let cands = v["candidates"].as_array().unwrap();
+    assert_eq!(cands.len(), 4);
+    for c in cands {
+        assert!(c["text"].is_string() && c.get("answer").is_some() && c["score"].is_number());
+    }
+    let st = &v["stats"];
+    for k in [
+        "prompt_tokens",
+        "generated_tokens",
+        "decoded_tokens",
+        "decode_calls",
+        "wall_ms",
+    ] {
+        assert!(st[k].as_f64().unwrap() > 0.0, "{k}: {st}");
+    }
+    let gen: u64 = cands.iter().map(|c| c["tokens"].as_u64().unwrap()).sum();
+    assert_eq!(st["generated_tokens"].as_u64().unwrap(), gen);
+}
+
+#[test]
+fn greedy_human_report_names_the_answer_and_stats() {
+    let out = ponder(&[
+        "solve",
+        "What is 2 + 2?",
+        "--strategy",
+        "greedy",
+        "--max-tokens",
+        "16",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("answer: "), "{text}");
+    assert!(
+        text.contains("strategy: greedy") && text.contains("decode calls"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_not_a_panic() {
+    let long = "many words ".repeat(300);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["solve", "q", "--strategy", "telepathy"],
+            "unknown strategy \"telepathy\"",
+        ),
+        (&["solve", "q", "--max-tokens", "0"], "max-tokens"),
+        (&["solve", "q", "--n", "0"], "--n"),
+        (&["solve", "q", "--n", "1000"], "256"),
+        (&["solve", "q", "--top-p", "2"], "top_p"),
+        (
+            &["solve", "q", "--model", "/no/such/model.gguf"],
+            "model file not found: /no/such/model.gguf",
+        ),
+        (
+            &["solve", &long, "--strategy", "greedy", "--ctx", "256"],
+            "prompt is",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = ponder(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
