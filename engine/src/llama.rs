@@ -315,11 +315,10 @@ pub fn ceiling(
         })
         .collect();
     let mut rows = vec![(prompt.len() - 1) as i32; n];
-    let mut pos = prompt.len() as i32;
     let mut generated = 0u64;
     let mut lp_sink = 0f32;
     let t0 = std::time::Instant::now();
-    for step in 0..tokens {
+    for (step, pos) in (0..tokens).zip(prompt.len() as i32..) {
         batch.clear();
         for (s, sampler) in samplers.iter_mut().enumerate() {
             let tok = sampler.sample(ctx, rows[s]);
@@ -335,7 +334,6 @@ pub fn ceiling(
             ctx.decode(&mut batch)
                 .map_err(|e| EngineError::Decode(e.to_string()))?;
         }
-        pos += 1;
     }
     std::hint::black_box(lp_sink);
     Ok(CeilingRun {

@@ -144,6 +144,9 @@ pub(crate) struct ExtendItem {
     pub rng: ChaCha8Rng,
 }
 
+/// A read-only query run on the worker thread.
+pub(crate) type BackendCall = Box<dyn FnOnce(&dyn Backend) + Send>;
+
 pub(crate) enum Cmd {
     Prefill {
         sess: Sess,
@@ -178,7 +181,7 @@ pub(crate) enum Cmd {
     Release {
         seq: SeqId,
     },
-    Call(Box<dyn FnOnce(&dyn Backend) + Send>),
+    Call(BackendCall),
 }
 
 /// Options of the worker's scheduler.
@@ -260,7 +263,10 @@ enum Kind {
         prompt: bool,
     },
     /// Sample until a stop condition.
-    Gen { spec: Arc<GenSpec>, rng: ChaCha8Rng },
+    Gen {
+        spec: Arc<GenSpec>,
+        rng: Box<ChaCha8Rng>,
+    },
 }
 
 struct Job {
@@ -293,7 +299,7 @@ enum Waiting {
         len: usize,
         reply: Sender<Result<Vec<SeqId>>>,
     },
-    Job(Job),
+    Job(Box<Job>),
 }
 
 pub(crate) struct Worker {
@@ -447,7 +453,7 @@ impl Worker {
                         seq: it.seq,
                         kind: Kind::Gen {
                             spec: spec.clone(),
-                            rng: it.rng,
+                            rng: Box::new(it.rng),
                         },
                         out: Chunk::default(),
                         reply: Reply::Group(gid, i),
@@ -577,7 +583,8 @@ impl Worker {
             }
             Ok(need) => {
                 job.reserve = need;
-                self.waiting.push_back((Instant::now(), Waiting::Job(job)));
+                self.waiting
+                    .push_back((Instant::now(), Waiting::Job(Box::new(job))));
             }
         }
     }
@@ -722,7 +729,7 @@ impl Worker {
                             n_ctx: self.n_ctx as u32,
                         }));
                         job.reserve = 0;
-                        self.reply(job);
+                        self.reply(*job);
                         return None;
                     }
                     return Some(Waiting::Job(job));
@@ -741,7 +748,7 @@ impl Worker {
                         }
                     }
                 }
-                self.jobs.push(job);
+                self.jobs.push(*job);
                 None
             }
         }
@@ -837,7 +844,7 @@ impl Worker {
                         n_ctx: self.n_ctx as u32,
                     }));
                     job.reserve = 0; // never admitted: nothing reserved
-                    self.reply(job);
+                    self.reply(*job);
                 }
             }
         }
@@ -941,7 +948,7 @@ impl Worker {
         }
         let res = job.done.take().unwrap_or(Ok(()));
         if let Kind::Gen { rng, .. } = job.kind {
-            job.out.rng = Some(rng);
+            job.out.rng = Some(*rng);
         }
         match job.reply {
             Reply::Prefill(tx) => {
