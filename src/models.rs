@@ -86,6 +86,9 @@ pub fn ensure(spec: &ModelSpec) -> Result<PathBuf, FetchError> {
     std::fs::create_dir_all(&work).map_err(io(&work))?;
     let result = fetch_into(spec, &work, &target);
     let _ = std::fs::remove_dir_all(&work);
+    if result.is_err() {
+        let _ = std::fs::remove_file(target.with_extension("gguf.partial"));
+    }
     result.map(|_| target)
 }
 

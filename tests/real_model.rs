@@ -15,24 +15,26 @@ fn model() -> std::path::PathBuf {
     ponder::models::default_model().expect("fetch SmolLM2")
 }
 
+/// Test engines use one compute thread each: tests run in parallel on small machines,
+/// and oversubscribed spinning thread pools would slow everything down.
+fn config(n_ctx: u32, n_seq_max: u32) -> LlamaConfig {
+    let mut c = LlamaConfig::new(model());
+    c.n_ctx = n_ctx;
+    c.n_seq_max = n_seq_max;
+    c.threads = Some(1);
+    c
+}
+
 /// One engine shared by the tests: their work is batched together, as in real use.
 fn engine() -> Engine {
     static E: OnceLock<Engine> = OnceLock::new();
-    E.get_or_init(|| {
-        let mut c = LlamaConfig::new(model());
-        c.n_ctx = 8192;
-        c.n_seq_max = 32;
-        Engine::load(&c).expect("load SmolLM2")
-    })
-    .clone()
+    E.get_or_init(|| Engine::load(&config(8192, 32)).expect("load SmolLM2"))
+        .clone()
 }
 
 /// An engine of its own: no other test's work shares its batches or KV cells.
 fn own_engine() -> Engine {
-    let mut c = LlamaConfig::new(model());
-    c.n_ctx = 4096;
-    c.n_seq_max = 16;
-    Engine::load(&c).expect("load SmolLM2")
+    Engine::load(&config(4096, 16)).expect("load SmolLM2")
 }
 
 fn bon(n: usize, max_tokens: usize) -> BestOfN {
@@ -140,10 +142,7 @@ fn appended_text_logprobs_match_the_sampled_ones() {
 
 #[test]
 fn prompt_longer_than_the_context_is_an_error() {
-    let mut c = LlamaConfig::new(model());
-    c.n_ctx = 64;
-    c.n_seq_max = 2;
-    let engine = Engine::load(&c).unwrap();
+    let engine = Engine::load(&config(64, 2)).unwrap();
     let s = engine.session(0, 0, Budget::unlimited());
     let long = "word ".repeat(600); // llama.cpp pads n_ctx up to 256
     match s.prefill(&long) {
@@ -164,9 +163,7 @@ fn prompt_longer_than_the_context_is_an_error() {
 
 #[test]
 fn n_beyond_the_sequences_is_an_error() {
-    let mut c = LlamaConfig::new(model());
-    c.n_ctx = 1024;
-    c.n_seq_max = 4;
+    let mut c = config(1024, 4);
     let engine = Engine::load(&c).unwrap();
     let e = bon(5, 8)
         .solve(&Cx::new(engine), &Problem::new(0, QUESTION))

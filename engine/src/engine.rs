@@ -397,6 +397,19 @@ impl Branch {
         Ok(lps)
     }
 
+    /// Log-probabilities of candidate next tokens after everything the branch holds (e.g.
+    /// a PRM's good/bad tokens after a step tag). Valid after [`Branch::append`] or a
+    /// prefill; after `extend` the last sampled token is not evaluated yet.
+    pub fn next_logprobs(&self, tokens: &[Token]) -> Result<Vec<f32>> {
+        let (tx, rx) = bounded(1);
+        self.session.engine.send(Cmd::NextLogprobs {
+            seq: self.seq,
+            tokens: tokens.to_vec(),
+            reply: tx,
+        })?;
+        rx.recv().map_err(|_| EngineError::Stopped)?
+    }
+
     /// Cut the completion back to `completion_len` tokens (KV cells beyond are freed).
     pub fn truncate(&mut self, completion_len: usize) -> Result<()> {
         if completion_len >= self.tokens.len() {

@@ -106,9 +106,22 @@ pub fn sample(
 
 /// Log-probability of `token` under `logits` (log-softmax at temperature 1).
 pub fn token_logprob(logits: &[f32], token: Token) -> f32 {
+    logits[token as usize] - log_z(logits)
+}
+
+/// Log-probabilities of several tokens under one logits row (tokens outside the
+/// vocabulary get NaN).
+pub fn token_logprobs(logits: &[f32], tokens: &[Token]) -> Vec<f32> {
+    let z = log_z(logits);
+    tokens
+        .iter()
+        .map(|&t| logits.get(t as usize).map_or(f32::NAN, |l| l - z))
+        .collect()
+}
+
+fn log_z(logits: &[f32]) -> f32 {
     let (_, max) = argmax(logits);
-    let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
-    logits[token as usize] - log_z
+    max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln()
 }
 
 fn argmax(logits: &[f32]) -> (usize, f32) {

@@ -181,6 +181,11 @@ pub(crate) enum Cmd {
     Release {
         seq: SeqId,
     },
+    NextLogprobs {
+        seq: SeqId,
+        tokens: Vec<Token>,
+        reply: Sender<Result<Vec<f32>>>,
+    },
     Call(BackendCall),
 }
 
@@ -520,6 +525,18 @@ impl Worker {
                 let _ = reply.send(self.truncate(seq, len));
             }
             Cmd::Release { seq } => self.release(seq),
+            Cmd::NextLogprobs { seq, tokens, reply } => {
+                let r = self.seq_mut(seq).and_then(|s| match &s.logits {
+                    Some(l) if !s.busy && s.kv == s.tokens.len() => {
+                        Ok(sampling::token_logprobs(l, &tokens))
+                    }
+                    _ => Err(crate::error::invalid(
+                        "next_logprobs",
+                        "the branch's last token is not evaluated yet (append text first)",
+                    )),
+                });
+                let _ = reply.send(r);
+            }
             Cmd::Call(f) => f(self.backend.as_ref()),
         }
     }

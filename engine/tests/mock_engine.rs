@@ -140,6 +140,12 @@ fn appended_text_logprobs_match_generation() {
         assert!((x - y).abs() < 1e-5, "{lps:?} vs {:?}", a.logprobs());
     }
     assert_eq!(a.text(), b.text());
+    // Logits at the end of a prefilled/appended branch, for chosen tokens.
+    let first = root.next_logprobs(&[a.tokens()[0], 300]).unwrap();
+    assert!((first[0] - a.logprobs()[0]).abs() < 1e-5);
+    assert!(first[1].is_nan(), "outside the vocabulary");
+    // After extend the last sampled token is pending: a clear error, not stale logits.
+    assert!(a.next_logprobs(&[0]).is_err());
 }
 
 #[test]

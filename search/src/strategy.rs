@@ -60,7 +60,7 @@ pub struct Cx {
     pub system: Option<String>,
     pub scorer: Arc<dyn Scorer>,
     pub seed: u64,
-    /// Per-problem budget; the deadline, if any, is taken relative to the solve's start.
+    /// Per-problem budget (its deadline is an instant, shared by every solve using this `Cx`).
     pub budget: Budget,
 }
 
