@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ponder::engine::llama::LlamaConfig;
 use ponder::engine::{Budget, Engine, PromptFormat, SamplingParams, Stats};
+use ponder::eval::dataset::OnBadLine;
 use ponder::search::{self, Cx, Problem, Solution, StrategyOptions, Vote};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ enum Command {
     Solve(SolveArgs),
     /// Measure the engine's Best-of-N rate against a raw llama-cpp-2 loop and sequential runs.
     Bench(BenchArgs),
+    /// Run strategies over a dataset: records, summary tables and an accuracy-vs-tokens plot.
+    Eval(EvalArgs),
     /// Download the default model into the cache and print its path.
     FetchModel,
 }
@@ -57,14 +60,7 @@ impl ModelArgs {
 }
 
 #[derive(Args)]
-struct SolveArgs {
-    /// The question.
-    question: String,
-    #[command(flatten)]
-    model: ModelArgs,
-    /// greedy | best-of-n
-    #[arg(long, default_value = "best-of-n")]
-    strategy: String,
+struct RunArgs {
     /// Samples for Best-of-N.
     #[arg(long, default_value_t = 8)]
     n: usize,
@@ -90,15 +86,128 @@ struct SolveArgs {
     /// System prompt ("none" for no system message).
     #[arg(long)]
     system: Option<String>,
-    /// Cap on tokens generated over all branches.
+    /// Cap on tokens generated over all branches of a problem.
     #[arg(long)]
     budget_tokens: Option<u64>,
+}
+
+impl RunArgs {
+    /// Validate the cheap things before any model is loaded.
+    fn options(&self) -> Result<StrategyOptions> {
+        let sampling = SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+        };
+        sampling.validate()?;
+        if self.max_tokens == 0 {
+            bail!("invalid --max-tokens: 0 (must be ≥ 1)");
+        }
+        if self.n == 0 {
+            bail!("invalid --n: 0 (must be ≥ 1)");
+        }
+        if self.n > 256 {
+            bail!(
+                "invalid --n: {} (llama.cpp supports at most 256 sequences)",
+                self.n
+            );
+        }
+        Ok(StrategyOptions {
+            n: self.n,
+            sampling,
+            max_tokens: self.max_tokens,
+            vote: self.vote,
+        })
+    }
+
+    fn cx(&self, engine: Engine) -> Cx {
+        let mut cx = Cx::new(engine);
+        cx.format = self.template.clone();
+        cx.seed = self.seed;
+        match self.system.as_deref() {
+            Some("none") => cx.system = None,
+            Some(s) => cx.system = Some(s.to_string()),
+            None => {}
+        }
+        cx.budget = Budget {
+            max_new_tokens: self.budget_tokens,
+            ..Budget::default()
+        };
+        cx
+    }
+}
+
+/// Load the model with room for `problems` concurrent problems of `branches` branches each.
+fn load_engine(
+    m: &ModelArgs,
+    problems: usize,
+    branches: usize,
+    prompt_bytes: usize,
+    max_tokens: usize,
+) -> Result<Engine> {
+    let path = m.path()?;
+    let seqs = problems * branches;
+    if seqs > 256 {
+        bail!("{problems} concurrent problems × {branches} branches = {seqs} sequences, more than llama.cpp's 256: lower --concurrency or --n");
+    }
+    let mut lc = LlamaConfig::new(&path);
+    lc.n_seq_max = seqs as u32;
+    lc.threads = m.threads;
+    lc.gpu_layers = m.gpu_layers;
+    lc.n_ctx = m.ctx.unwrap_or_else(|| {
+        (problems * (512 + prompt_bytes + branches * max_tokens)).next_multiple_of(256) as u32
+    });
+    Engine::load(&lc).with_context(|| format!("loading {}", path.display()))
+}
+
+#[derive(Args)]
+struct SolveArgs {
+    /// The question.
+    question: String,
+    /// greedy | best-of-n
+    #[arg(long, default_value = "best-of-n")]
+    strategy: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
     /// Wall-clock limit in seconds.
     #[arg(long)]
     timeout: Option<f64>,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// JSONL dataset (GSM8K, MATH-500 and MultiArith fields are detected).
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Comma-separated strategies, e.g. greedy,best-of-n.
+    #[arg(long, default_value = "greedy,best-of-n", value_delimiter = ',')]
+    strategies: Vec<String>,
+    /// Only the first K problems.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Output folder (records.jsonl, summary.md/.csv, accuracy_vs_tokens.svg/.png); reruns resume.
+    #[arg(long)]
+    out: PathBuf,
+    /// Problems solved at once (their branches share decode steps).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    #[arg(long)]
+    question_field: Option<String>,
+    #[arg(long)]
+    answer_field: Option<String>,
+    /// What to do with a malformed dataset line.
+    #[arg(long, value_enum, default_value = "stop")]
+    on_bad_line: OnBadLine,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Args)]
@@ -128,6 +237,7 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Command::Solve(a) => solve(a),
         Command::Bench(a) => bench(a),
+        Command::Eval(a) => eval(a),
         Command::FetchModel => ponder::models::default_model()
             .map(|p| println!("{}", p.display()))
             .map_err(Into::into),
@@ -152,62 +262,15 @@ fn spinner(msg: &str) -> ProgressBar {
 }
 
 fn solve(a: SolveArgs) -> Result<()> {
-    // Validate everything cheap before loading a model.
-    let sampling = SamplingParams {
-        temperature: a.temperature,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        min_p: a.min_p,
-    };
-    sampling.validate()?;
-    if a.max_tokens == 0 {
-        bail!("invalid --max-tokens: 0 (must be ≥ 1)");
-    }
-    if a.n == 0 {
-        bail!("invalid --n: 0 (must be ≥ 1)");
-    }
-    if a.n > 256 {
-        bail!(
-            "invalid --n: {} (llama.cpp supports at most 256 sequences)",
-            a.n
-        );
-    }
-    let opts = StrategyOptions {
-        n: a.n,
-        sampling,
-        max_tokens: a.max_tokens,
-        vote: a.vote,
-    };
+    let opts = a.run.options()?;
     let strategy = search::build(&a.strategy, &opts)?;
-    let branches = if a.strategy == "greedy" { 1 } else { a.n };
-
-    let path = a.model.path()?;
-    let pb = spinner(&format!("loading {}", path.display()));
-    let mut lc = LlamaConfig::new(&path);
-    lc.n_seq_max = branches as u32;
-    lc.threads = a.model.threads;
-    lc.gpu_layers = a.model.gpu_layers;
-    lc.n_ctx = a.model.ctx.unwrap_or_else(|| {
-        (512 + a.question.len() + branches * a.max_tokens).next_multiple_of(256) as u32
-    });
-    let engine = Engine::load(&lc).with_context(|| format!("loading {}", path.display()))?;
-
-    let mut cx = Cx::new(engine.clone());
-    cx.format = a.template.clone();
-    cx.seed = a.seed;
-    match a.system.as_deref() {
-        Some("none") => cx.system = None,
-        Some(s) => cx.system = Some(s.to_string()),
-        None => {}
-    }
-    cx.budget = Budget {
-        max_new_tokens: a.budget_tokens,
-        ..Budget::default()
-    };
+    let branches = if a.strategy == "greedy" { 1 } else { a.run.n };
+    let pb = spinner("loading the model");
+    let engine = load_engine(&a.model, 1, branches, a.question.len(), a.run.max_tokens)?;
+    let mut cx = a.run.cx(engine.clone());
     if let Some(t) = a.timeout {
         cx.budget = cx.budget.with_timeout(Duration::from_secs_f64(t));
     }
-
     pb.set_message(format!("solving with {}", strategy.name()));
     let done = std::sync::atomic::AtomicBool::new(false);
     let sol = std::thread::scope(|sc| {
@@ -231,7 +294,7 @@ fn solve(a: SolveArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json_report(&sol, &engine, a.seed))?
+            serde_json::to_string_pretty(&json_report(&sol, &engine, a.run.seed))?
         );
     } else {
         print_report(&sol);
@@ -343,4 +406,104 @@ fn bench(a: BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    use ponder::eval::{self, dataset, records::RecordLog};
+    let opts = a.run.options()?;
+    if a.concurrency == 0 {
+        bail!("invalid --concurrency: 0 (must be ≥ 1)");
+    }
+    let strategies = a
+        .strategies
+        .iter()
+        .map(|s| search::build(s.trim(), &opts))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fields = match (&a.question_field, &a.answer_field) {
+        (Some(q), Some(x)) => Some((q.as_str(), x.as_str())),
+        (None, None) => None,
+        _ => bail!("--question-field and --answer-field go together"),
+    };
+    let data = dataset::load(&a.dataset, fields, a.on_bad_line)?;
+    for (line, why) in &data.skipped {
+        eprintln!("warning: skipped line {line}: {why}");
+    }
+    let items = &data.items[..a.limit.unwrap_or(usize::MAX).min(data.items.len())];
+    let mut log = RecordLog::open(&a.out)?;
+    let done_before = log.done();
+    let names: Vec<String> = strategies.iter().map(|s| s.name()).collect();
+    let todo = items.len() * names.len()
+        - items
+            .iter()
+            .flat_map(|i| {
+                names
+                    .iter()
+                    .map(move |n| (i.id.clone(), n.clone(), a.run.seed))
+            })
+            .filter(|k| done_before.contains(k))
+            .count();
+    eprintln!(
+        "{}: {} problems × {} strategies, {} to do ({} already recorded in {})",
+        a.dataset.display(),
+        items.len(),
+        names.len(),
+        todo,
+        items.len() * names.len() - todo,
+        a.out.display()
+    );
+    if todo > 0 {
+        let branches = if names.iter().all(|n| n == "greedy") {
+            1
+        } else {
+            a.run.n
+        };
+        let longest = items.iter().map(|i| i.question.len()).max().unwrap_or(0);
+        let concurrency = a.concurrency.min(todo);
+        let engine = load_engine(&a.model, concurrency, branches, longest, a.run.max_tokens)?;
+        let cx = a.run.cx(engine);
+        let pb = ProgressBar::new(todo as u64);
+        pb.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")
+                .expect("valid template"),
+        );
+        let tally = parking_lot::Mutex::new((0usize, 0usize, 0u64, 0f64));
+        let started = std::time::Instant::now();
+        eval::run(&cx, items, &strategies, concurrency, &mut log, &|r| {
+            let mut t = tally.lock();
+            t.0 += 1;
+            t.1 += r.correct as usize;
+            t.2 += r.generated_tokens;
+            t.3 = started.elapsed().as_secs_f64();
+            pb.set_message(format!(
+                "accuracy {:.1}% · {:.0} tok/s",
+                100.0 * t.1 as f64 / t.0 as f64,
+                t.2 as f64 / t.3
+            ));
+            pb.inc(1);
+        })?;
+        pb.finish_and_clear();
+    }
+    let title = format!(
+        "{} · {} problems · N={} · max {} tokens · seed {}",
+        dataset_label(&a.dataset),
+        items.len(),
+        a.run.n,
+        a.run.max_tokens,
+        a.run.seed
+    );
+    let md = eval::write_summary(&a.out, &log.records, items, &names, a.run.seed, &title)?;
+    println!("{md}");
+    eprintln!("wrote {}/{{records.jsonl,summary.md,summary.csv,accuracy_vs_tokens.svg,accuracy_vs_tokens.png}}", a.out.display());
+    Ok(())
+}
+
+/// "multiarith/test.jsonl" for data/multiarith/test.jsonl: the folder names the dataset.
+fn dataset_label(p: &std::path::Path) -> String {
+    let parts: Vec<String> = p
+        .iter()
+        .rev()
+        .take(2)
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
 }

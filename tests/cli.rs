@@ -102,3 +102,66 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn eval_bad_input_is_named_before_any_model_loads() {
+    let dir = std::env::temp_dir().join(format!("ponder-cli-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let unknown = write("unknown.jsonl", "{\"prompt\": \"x\", \"label\": 1}\n");
+    let empty = write("empty.jsonl", "\n");
+    let bad = write("bad.jsonl", "{\"input\": \"1+1?\", \"target\": 2}\n{oops\n");
+    let blocker = write("file", "x");
+    let out = dir.join("out").to_string_lossy().into_owned();
+    let under_file = format!("{blocker}/out");
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["--dataset", &unknown, "--out", &out],
+            "found [\"label\", \"prompt\"]".into(),
+        ),
+        (
+            vec!["--dataset", &empty, "--out", &out],
+            "has no records".into(),
+        ),
+        (
+            vec!["--dataset", &bad, "--out", &out],
+            format!("{bad}:2: malformed JSON"),
+        ),
+        (
+            vec![
+                "--dataset",
+                &bad,
+                "--out",
+                &under_file,
+                "--on-bad-line",
+                "skip",
+            ],
+            format!("cannot write to {under_file}"),
+        ),
+        (
+            vec![
+                "--dataset",
+                &bad,
+                "--out",
+                &out,
+                "--strategies",
+                "greedy,oracle",
+            ],
+            "unknown strategy \"oracle\"".into(),
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["eval"];
+        all.extend(args.iter());
+        let o = ponder(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{all:?}");
+        assert!(err.contains(&needle), "{all:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,212 @@
+//! `records.jsonl`: one line per (problem, strategy), appended as each finishes, so a
+//! killed run loses at most the problems in flight. On reopen a torn last line (a write
+//! cut short) is cut off before anything new is appended.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// The outcome of one strategy on one problem.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub index: u64,
+    pub strategy: String,
+    pub gold: String,
+    pub answer: Option<String>,
+    pub correct: bool,
+    pub generated_tokens: u64,
+    pub prompt_tokens: u64,
+    pub decoded_tokens: u64,
+    pub decode_calls: u64,
+    pub wall_ms: f64,
+    pub seed: u64,
+    pub truncated: bool,
+    pub candidates: usize,
+    /// Candidates whose answer matches the gold (any-of-N correct when > 0).
+    pub candidates_correct: usize,
+}
+
+impl Record {
+    /// The key that identifies done work.
+    pub fn key(&self) -> (String, String, u64) {
+        (self.id.clone(), self.strategy.clone(), self.seed)
+    }
+}
+
+/// The append-only record file.
+pub struct RecordLog {
+    path: PathBuf,
+    file: std::fs::File,
+    pub records: Vec<Record>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot write to {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not a record ({reason}); move the file away or fix the line")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+impl RecordLog {
+    /// Open (creating the folder and file) and read the records already there.
+    pub fn open(dir: &Path) -> Result<Self, RecordError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RecordError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let path = dir.join("records.jsonl");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io(&path))?;
+        // Everything after the last newline is a torn write: drop it.
+        let keep = text.rfind('\n').map_or(0, |i| i + 1);
+        if keep < text.len() {
+            file.set_len(keep as u64).map_err(io(&path))?;
+            file.seek(SeekFrom::End(0)).map_err(io(&path))?;
+        }
+        let mut records = Vec::new();
+        for (i, line) in text[..keep].lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let r = serde_json::from_str(line).map_err(|e| RecordError::Corrupt {
+                path: path.clone(),
+                line: i + 1,
+                reason: e.to_string(),
+            })?;
+            records.push(r);
+        }
+        Ok(Self {
+            path,
+            file,
+            records,
+        })
+    }
+
+    /// Keys of the work already done.
+    pub fn done(&self) -> HashSet<(String, String, u64)> {
+        self.records.iter().map(Record::key).collect()
+    }
+
+    /// Append one record as one write of one line, flushed to the OS.
+    pub fn append(&mut self, r: Record) -> Result<(), RecordError> {
+        let mut line = serde_json::to_string(&r).expect("records serialise");
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.flush())
+            .map_err(|source| RecordError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.records.push(r);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn rec(id: &str, strategy: &str, correct: bool) -> Record {
+        Record {
+            id: id.into(),
+            index: 0,
+            strategy: strategy.into(),
+            gold: "1".into(),
+            answer: Some(if correct { "1" } else { "2" }.into()),
+            correct,
+            generated_tokens: 10,
+            prompt_tokens: 5,
+            decoded_tokens: 14,
+            decode_calls: 10,
+            wall_ms: 100.0,
+            seed: 0,
+            truncated: false,
+            candidates: 1,
+            candidates_correct: correct as usize,
+        }
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ponder-rec-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn records_survive_reopen_and_torn_lines_are_cut() {
+        let d = tmp("torn");
+        let mut log = RecordLog::open(&d).unwrap();
+        log.append(rec("a", "greedy", true)).unwrap();
+        log.append(rec("b", "greedy", false)).unwrap();
+        drop(log);
+        // A write killed half-way.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join("records.jsonl"))
+            .unwrap();
+        f.write_all(b"{\"id\": \"c\", \"strat").unwrap();
+        drop(f);
+        let mut log = RecordLog::open(&d).unwrap();
+        assert_eq!(log.records.len(), 2);
+        assert!(log.done().contains(&("b".into(), "greedy".into(), 0)));
+        log.append(rec("c", "greedy", true)).unwrap();
+        drop(log);
+        let text = std::fs::read_to_string(d.join("records.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert!(text
+            .lines()
+            .all(|l| serde_json::from_str::<Record>(l).is_ok()));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn unwritable_folder_is_an_error_naming_it() {
+        let d = tmp("file");
+        std::fs::create_dir_all(&d).unwrap();
+        let blocker = d.join("not-a-dir");
+        std::fs::write(&blocker, "x").unwrap();
+        let e = RecordLog::open(&blocker.join("out"))
+            .err()
+            .expect("cannot create a folder under a file");
+        assert!(e.to_string().contains("not-a-dir"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_corrupt_complete_line_is_reported_with_its_number() {
+        let d = tmp("corrupt");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("records.jsonl"),
+            format!(
+                "{}\nnonsense\n",
+                serde_json::to_string(&rec("a", "g", true)).unwrap()
+            ),
+        )
+        .unwrap();
+        match RecordLog::open(&d) {
+            Err(RecordError::Corrupt { line: 2, .. }) => {}
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("accepted a corrupt file"),
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
