@@ -90,6 +90,10 @@ struct RunArgs {
     /// Cap on tokens generated over all branches of a problem.
     #[arg(long)]
     budget_tokens: Option<u64>,
+    /// How candidates are scored (naive and weighted votes): logprob | verifier
+    /// (re-computes the arithmetic of every step; min over steps).
+    #[arg(long, default_value = "logprob")]
+    scorer: String,
 }
 
 impl RunArgs {

@@ -86,6 +86,10 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
         (&["solve", "q", "--n", "1000"], "256"),
         (&["solve", "q", "--top-p", "2"], "top_p"),
         (
+            &["solve", "q", "--scorer", "oracle"],
+            "unknown scorer \"oracle\"",
+        ),
+        (
             &["solve", "q", "--model", "/no/such/model.gguf"],
             "model file not found: /no/such/model.gguf",
         ),

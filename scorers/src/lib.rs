@@ -16,6 +16,53 @@
 //! assert_eq!(by_length.score(&s).unwrap(), -1.0);
 //! ```
 
+mod verifier;
+pub use verifier::{ArithmeticVerifier, Check};
+
+/// How a vector of step scores becomes one score.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Aggregate {
+    /// The last step's score (the literature's usual choice for PRMs).
+    #[default]
+    Last,
+    /// The weakest step.
+    Min,
+    /// The product: the chance every step is right, if steps were independent.
+    Product,
+    /// The mean.
+    Mean,
+}
+
+impl Aggregate {
+    /// None for an empty vector.
+    pub fn apply(&self, steps: &[f64]) -> Option<f64> {
+        if steps.is_empty() {
+            return None;
+        }
+        Some(match self {
+            Aggregate::Last => *steps.last().expect("non-empty"),
+            Aggregate::Min => steps.iter().copied().fold(f64::INFINITY, f64::min),
+            Aggregate::Product => steps.iter().product(),
+            Aggregate::Mean => steps.iter().sum::<f64>() / steps.len() as f64,
+        })
+    }
+}
+
+impl std::str::FromStr for Aggregate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "last" => Ok(Aggregate::Last),
+            "min" => Ok(Aggregate::Min),
+            "product" | "prod" => Ok(Aggregate::Product),
+            "mean" => Ok(Aggregate::Mean),
+            _ => Err(format!(
+                "unknown aggregation {s:?} (last, min, product, mean)"
+            )),
+        }
+    }
+}
+
 /// What a scorer sees of a candidate.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample<'a> {
@@ -95,6 +142,18 @@ mod tests {
             text: "t",
             logprobs: lp,
         }
+    }
+
+    #[test]
+    fn aggregations_by_hand() {
+        let s = [0.9, 0.5, 0.8];
+        assert_eq!(Aggregate::Last.apply(&s), Some(0.8));
+        assert_eq!(Aggregate::Min.apply(&s), Some(0.5));
+        assert!((Aggregate::Product.apply(&s).unwrap() - 0.36).abs() < 1e-12);
+        assert!((Aggregate::Mean.apply(&s).unwrap() - 2.2 / 3.0).abs() < 1e-12);
+        assert_eq!(Aggregate::Min.apply(&[]), None);
+        assert_eq!("prod".parse::<Aggregate>(), Ok(Aggregate::Product));
+        assert!("median".parse::<Aggregate>().is_err());
     }
 
     #[test]

@@ -234,4 +234,49 @@ mod tests {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn same_seed_same_records() {
+        let model = ChoiceModel::new(&[
+            ("so \\boxed{5}", 0.5),
+            ("so \\boxed{7}", 0.3),
+            ("hmm 5", 0.2),
+        ]);
+        let run_once = |tag: &str| {
+            let engine = Engine::mock(MockConfig {
+                model: Arc::new(model.clone()),
+                ..Default::default()
+            })
+            .unwrap();
+            let mut cx = Cx::new(engine);
+            cx.seed = 9;
+            let opts = StrategyOptions {
+                n: 6,
+                max_tokens: 32,
+                ..Default::default()
+            };
+            let strategies = vec![build("best-of-n", &opts).unwrap()];
+            let dir =
+                std::env::temp_dir().join(format!("ponder-eval-seed-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut log = RecordLog::open(&dir).unwrap();
+            run(&cx, &items(6), &strategies, 1, &mut log, &|_| {}).unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            log.records
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.id,
+                        r.answer,
+                        r.correct,
+                        r.generated_tokens,
+                        r.candidates_correct,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let a = run_once("a");
+        assert_eq!(a.len(), 6);
+        assert_eq!(a, run_once("b"));
+    }
 }
