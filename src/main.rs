@@ -92,8 +92,16 @@ struct RunArgs {
     budget_tokens: Option<u64>,
     /// How candidates are scored (naive and weighted votes): logprob | verifier
     /// (re-computes the arithmetic of every step; min over steps).
-    #[arg(long, default_value = "logprob")]
-    scorer: String,
+    #[arg(long, value_enum, default_value = "logprob")]
+    scorer: ScorerKind,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ScorerKind {
+    /// exp(mean token logprob): the model's own confidence.
+    Logprob,
+    /// Re-computes every equation of every step; min over steps.
+    Verifier,
 }
 
 impl RunArgs {
@@ -138,6 +146,12 @@ impl RunArgs {
         cx.budget = Budget {
             max_new_tokens: self.budget_tokens,
             ..Budget::default()
+        };
+        cx.scorer = match self.scorer {
+            ScorerKind::Logprob => std::sync::Arc::new(ponder::scorers::MeanLogprob),
+            ScorerKind::Verifier => {
+                std::sync::Arc::new(ponder::scorers::ArithmeticVerifier::default())
+            }
         };
         cx
     }

@@ -87,7 +87,7 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
         (&["solve", "q", "--top-p", "2"], "top_p"),
         (
             &["solve", "q", "--scorer", "oracle"],
-            "unknown scorer \"oracle\"",
+            "invalid value 'oracle' for '--scorer",
         ),
         (
             &["solve", "q", "--model", "/no/such/model.gguf"],
