@@ -926,19 +926,19 @@ impl Worker {
     }
 
     fn finish_jobs(&mut self) {
-        let mut i = 0;
-        while i < self.jobs.len() {
-            if self.jobs[i].done.is_some() {
-                let mut job = self.jobs.swap_remove(i);
-                self.cells.reserved -= job.reserve;
-                job.reserve = 0;
-                self.reply(job);
-            } else {
-                i += 1;
-            }
+        if !self.jobs.iter().any(|j| j.done.is_some()) {
+            return; // the common step: nothing finished, nothing to move
         }
-        // swap_remove reorders; keep a stable order for batch composition.
-        self.jobs.sort_by_key(|j| j.seq);
+        // Order-preserving split, so batch composition keeps admission order.
+        let (done, keep): (Vec<Job>, Vec<Job>) = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .partition(|j| j.done.is_some());
+        self.jobs = keep;
+        for mut job in done {
+            self.cells.reserved -= job.reserve;
+            job.reserve = 0;
+            self.reply(job);
+        }
     }
 
     fn reply(&mut self, mut job: Job) {
