@@ -6,7 +6,7 @@ use crate::error::{EngineError, Result};
 use crate::sampling::derive_seed;
 use crate::stats::{Budget, Counters, Stats};
 use crate::worker::{
-    Chunk, Cmd, ExtendItem, Finish, GenSpec, SessionShared, Worker, WorkerOptions,
+    AppendItem, Chunk, Cmd, ExtendItem, Finish, GenSpec, SessionShared, Worker, WorkerOptions,
 };
 use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::Mutex;
@@ -142,6 +142,74 @@ impl Engine {
         self.query(move |b| b.apply_template(&format, &messages))?
     }
 
+    /// Append tokens to many branches at once (one batch for all, like [`Session::extend`]);
+    /// with `logprobs`, each new token's log-probability is returned per branch.
+    /// The branches may belong to different sessions of this engine.
+    pub fn append_all<'a>(
+        &self,
+        items: impl IntoIterator<Item = (&'a mut Branch, Vec<Token>)>,
+        logprobs: bool,
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut items: Vec<(&mut Branch, Vec<Token>)> = items.into_iter().collect();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.check_own(items.iter().map(|(b, _)| &**b))?;
+        let (tx, rx) = bounded(1);
+        self.send(Cmd::Append {
+            items: items
+                .iter_mut()
+                .map(|(b, t)| AppendItem {
+                    sess: b.session.shared.clone(),
+                    seq: b.seq,
+                    tokens: std::mem::take(t),
+                })
+                .collect(),
+            logprobs,
+            reply: tx,
+        })?;
+        let results = rx.recv().map_err(|_| EngineError::Stopped)?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut first_err = None;
+        for ((b, _), r) in items.iter_mut().zip(results) {
+            match r {
+                Ok(chunk) => {
+                    out.push(chunk.logprobs.clone());
+                    let appended = !chunk.tokens.is_empty();
+                    b.absorb(chunk);
+                    if appended {
+                        b.finish = None;
+                    }
+                }
+                Err(e) => {
+                    out.push(Vec::new());
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(out), Err)
+    }
+
+    /// Feed each branch's last sampled token (which `extend` leaves unevaluated), all in
+    /// one batch. Forks of a settled branch share that token's KV cell and logits instead
+    /// of each evaluating it again: settle before forking at a step boundary.
+    pub fn settle<'a>(&self, branches: impl IntoIterator<Item = &'a mut Branch>) -> Result<()> {
+        self.append_all(branches.into_iter().map(|b| (b, Vec::new())), false)
+            .map(|_| ())
+    }
+
+    fn check_own<'a>(&self, branches: impl IntoIterator<Item = &'a Branch>) -> Result<()> {
+        for b in branches {
+            if !Arc::ptr_eq(&b.session.engine.inner, &self.inner) {
+                return Err(crate::error::invalid(
+                    "branch",
+                    format!("branch {} belongs to another engine", b.id),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A new session (one problem): its seed, problem id and budget.
     pub fn session(&self, seed: u64, problem: u64, budget: Budget) -> Session {
         Session {
@@ -210,6 +278,7 @@ impl Session {
             prompt_len,
             tokens: Vec::new(),
             logprobs: Vec::new(),
+            certainty: Vec::new(),
             piece_lens: Vec::new(),
             bytes: Vec::new(),
             finish: None,
@@ -265,6 +334,7 @@ pub struct Branch {
     prompt_len: usize,
     tokens: Vec<Token>,
     logprobs: Vec<f32>,
+    certainty: Vec<f32>,
     piece_lens: Vec<u32>,
     bytes: Vec<u8>,
     finish: Option<Finish>,
@@ -310,6 +380,11 @@ impl Branch {
             Err(_) => self.bytes.len(),
         };
         String::from_utf8_lossy(&self.bytes[..valid]).into_owned()
+    }
+    /// Self-certainty (KL from uniform, nats) of the model at each sampled completion
+    /// token (NaN for appended tokens). See [`crate::sampling::Sampled::certainty`].
+    pub fn certainty(&self) -> &[f32] {
+        &self.certainty
     }
     /// How the last `extend` ended.
     pub fn finish(&self) -> Option<&Finish> {
@@ -358,6 +433,7 @@ impl Branch {
                 let mut b = self.session.branch(seq, self.prompt_len);
                 b.tokens = self.tokens[..completion_len].to_vec();
                 b.logprobs = self.logprobs[..completion_len].to_vec();
+                b.certainty = self.certainty[..completion_len].to_vec();
                 b.piece_lens = self.piece_lens[..completion_len].to_vec();
                 b.bytes = self.bytes[..bytes_len].to_vec();
                 b.finish = if completion_len == self.tokens.len() {
@@ -382,19 +458,9 @@ impl Branch {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        let (tx, rx) = bounded(1);
-        self.session.engine.send(Cmd::Append {
-            sess: self.session.shared.clone(),
-            seq: self.seq,
-            tokens,
-            logprobs,
-            reply: tx,
-        })?;
-        let chunk = rx.recv().map_err(|_| EngineError::Stopped)??;
-        let lps = chunk.logprobs.clone();
-        self.absorb(chunk);
-        self.finish = None;
-        Ok(lps)
+        let engine = self.session.engine.clone();
+        let mut lps = engine.append_all(std::iter::once((self, tokens)), logprobs)?;
+        Ok(lps.pop().unwrap_or_default())
     }
 
     /// Log-probabilities of candidate next tokens after everything the branch holds (e.g.
@@ -428,6 +494,7 @@ impl Branch {
             .sum();
         self.tokens.truncate(completion_len);
         self.logprobs.truncate(completion_len);
+        self.certainty.truncate(completion_len);
         self.piece_lens.truncate(completion_len);
         self.bytes.truncate(bytes_len);
         self.finish = None;
@@ -437,6 +504,7 @@ impl Branch {
     fn absorb(&mut self, c: Chunk) {
         self.tokens.extend_from_slice(&c.tokens);
         self.logprobs.extend_from_slice(&c.logprobs);
+        self.certainty.extend_from_slice(&c.certainty);
         self.piece_lens.extend_from_slice(&c.piece_lens);
         self.bytes.extend_from_slice(&c.bytes);
         if let Some(rng) = c.rng {

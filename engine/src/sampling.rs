@@ -87,21 +87,53 @@ pub struct Scratch {
     cands: Vec<(f32, u32)>,
 }
 
-/// Sample one token from `logits`; returns it with its log-probability under the model.
+/// One sampled token: its id, its log-probability under the model, and the model's
+/// self-certainty at that position.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampled {
+    pub token: Token,
+    pub logprob: f32,
+    /// KL(uniform ‖ p) of the next-token distribution, in nats: 0 when the model is
+    /// uniformly unsure, large when it is peaked (Kang et al. 2025, "self-certainty").
+    pub certainty: f32,
+}
+
+/// Sample one token from `logits` (temperature, top-k, top-p, min-p; greedy at T = 0).
 pub fn sample(
     params: &SamplingParams,
     logits: &[f32],
     rng: &mut ChaCha8Rng,
     scratch: &mut Scratch,
-) -> (Token, f32) {
+) -> Sampled {
     let (max_i, max) = argmax(logits);
-    let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    // One pass for both the partition function and the mean logit.
+    let (mut z, mut sum) = (0.0f32, 0.0f64);
+    for &l in logits {
+        z += (l - max).exp();
+        sum += l as f64;
+    }
+    let log_z = max + z.ln();
     let token = if params.is_greedy() {
         max_i
     } else {
         draw(params, logits, max, rng, scratch)
     };
-    (token as Token, logits[token] - log_z)
+    Sampled {
+        token: token as Token,
+        logprob: logits[token] - log_z,
+        certainty: self_certainty(log_z, sum / logits.len() as f64, logits.len()),
+    }
+}
+
+/// KL(U ‖ p) = −log V − mean_j log p_j = log Z − mean(logits) − log V.
+fn self_certainty(log_z: f32, mean_logit: f64, vocab: usize) -> f32 {
+    (log_z as f64 - mean_logit - (vocab as f64).ln()) as f32
+}
+
+/// Self-certainty of a logits row (see [`Sampled::certainty`]).
+pub fn certainty(logits: &[f32]) -> f32 {
+    let mean = logits.iter().map(|&l| l as f64).sum::<f64>() / logits.len() as f64;
+    self_certainty(log_z(logits), mean, logits.len())
 }
 
 /// Log-probability of `token` under `logits` (log-softmax at temperature 1).
@@ -197,15 +229,37 @@ mod tests {
     #[test]
     fn greedy_takes_first_max_and_reports_logprob() {
         let logits = [1.0, 3.0, 3.0, 0.0];
-        let (t, lp) = sample(
+        let s = sample(
             &SamplingParams::greedy(),
             &logits,
             &mut rng(0),
             &mut Scratch::default(),
         );
-        assert_eq!(t, 1);
+        assert_eq!(s.token, 1);
         let z: f32 = logits.iter().map(|l| l.exp()).sum();
-        assert!((lp - (3.0f32.exp() / z).ln()).abs() < 1e-5);
+        assert!((s.logprob - (3.0f32.exp() / z).ln()).abs() < 1e-5);
+    }
+
+    #[test]
+    fn self_certainty_is_kl_from_uniform() {
+        // Uniform logits: KL(U‖U) = 0.
+        assert!(certainty(&[2.0; 5]).abs() < 1e-6);
+        // p = (1/2, 1/4, 1/4): KL(U‖p) = Σ 1/3 · ln((1/3)/p_j).
+        let logits = [0.5f32.ln(), 0.25f32.ln(), 0.25f32.ln()];
+        let kl: f64 = [0.5f64, 0.25, 0.25]
+            .iter()
+            .map(|p| (1.0 / 3.0) * ((1.0 / 3.0) / p).ln())
+            .sum();
+        assert!((certainty(&logits) as f64 - kl).abs() < 1e-5);
+        let s = sample(
+            &SamplingParams::greedy(),
+            &logits,
+            &mut rng(0),
+            &mut Scratch::default(),
+        );
+        assert!((s.certainty - certainty(&logits)).abs() < 1e-5);
+        // A peaked distribution is more certain than a flat one.
+        assert!(certainty(&[9.0, 0.0, 0.0]) > certainty(&logits));
     }
 
     #[test]
@@ -218,7 +272,7 @@ mod tests {
         };
         for s in 0..50 {
             assert_eq!(
-                sample(&p, &logits, &mut rng(s), &mut Scratch::default()).0,
+                sample(&p, &logits, &mut rng(s), &mut Scratch::default()).token,
                 2
             );
         }
@@ -237,7 +291,7 @@ mod tests {
         let mut sc = Scratch::default();
         let mut r = rng(7);
         for _ in 0..2000 {
-            seen[sample(&p, &logits, &mut r, &mut sc).0 as usize] += 1;
+            seen[sample(&p, &logits, &mut r, &mut sc).token as usize] += 1;
         }
         assert_eq!(seen[2], 0);
         assert!(seen[1] > 400 && seen[0] > 1000, "{seen:?}");
@@ -253,7 +307,7 @@ mod tests {
         let mut r = rng(1);
         let mut sc = Scratch::default();
         let ones = (0..20000)
-            .filter(|_| sample(&p, &logits, &mut r, &mut sc).0 == 1)
+            .filter(|_| sample(&p, &logits, &mut r, &mut sc).token == 1)
             .count();
         assert!((ones as f64 / 20000.0 - 0.75).abs() < 0.02, "{ones}");
     }
@@ -269,7 +323,7 @@ mod tests {
         let mut r = rng(3);
         let mut sc = Scratch::default();
         for _ in 0..2000 {
-            assert_ne!(sample(&p, &logits, &mut r, &mut sc).0, 1);
+            assert_ne!(sample(&p, &logits, &mut r, &mut sc).token, 1);
         }
     }
 
@@ -319,7 +373,7 @@ mod seed_uniformity {
         let zeros = (0..n)
             .filter(|&b| {
                 let mut r = ChaCha8Rng::seed_from_u64(derive_seed(0, 1, b));
-                sample(&p, &logits, &mut r, &mut sc).0 == 0
+                sample(&p, &logits, &mut r, &mut sc).token == 0
             })
             .count();
         assert!((zeros as f64 / n as f64 - 0.4).abs() < 0.03, "{zeros}");

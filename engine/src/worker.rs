@@ -84,6 +84,7 @@ impl GenSpec {
 pub(crate) struct Chunk {
     pub tokens: Vec<Token>,
     pub logprobs: Vec<f32>,
+    pub certainty: Vec<f32>,
     pub bytes: Vec<u8>,
     pub piece_lens: Vec<u32>,
     pub finish: Option<Finish>,
@@ -91,9 +92,10 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
-    fn push(&mut self, tok: Token, lp: f32, piece: &[u8]) {
+    fn push(&mut self, tok: Token, lp: f32, certainty: f32, piece: &[u8]) {
         self.tokens.push(tok);
         self.logprobs.push(lp);
+        self.certainty.push(certainty);
         self.bytes.extend_from_slice(piece);
         self.piece_lens.push(piece.len() as u32);
     }
@@ -139,6 +141,12 @@ impl SessionShared {
 
 pub(crate) type Sess = Arc<SessionShared>;
 
+pub(crate) struct AppendItem {
+    pub sess: Sess,
+    pub seq: SeqId,
+    pub tokens: Vec<Token>,
+}
+
 pub(crate) struct ExtendItem {
     pub seq: SeqId,
     pub rng: ChaCha8Rng,
@@ -166,12 +174,11 @@ pub(crate) enum Cmd {
         items: Vec<ExtendItem>,
         reply: Sender<Vec<Result<Chunk>>>,
     },
+    /// Feed tokens to several sequences (no sampling); one reply for all.
     Append {
-        sess: Sess,
-        seq: SeqId,
-        tokens: Vec<Token>,
+        items: Vec<AppendItem>,
         logprobs: bool,
-        reply: Sender<Result<Chunk>>,
+        reply: Sender<Vec<Result<Chunk>>>,
     },
     Truncate {
         seq: SeqId,
@@ -257,7 +264,6 @@ impl Cells {
 
 enum Reply {
     Prefill(Sender<Result<SeqId>>),
-    Append(Sender<Result<Chunk>>),
     Group(u64, usize),
 }
 
@@ -281,6 +287,8 @@ struct Job {
     reply: Reply,
     /// Cells still reserved for this job.
     reserve: usize,
+    /// Whether this job marked its sequence busy (and so must clear it).
+    claimed: bool,
     /// Start of this call's text in `out.bytes` (for stop strings).
     done: Option<Result<()>>,
 }
@@ -442,17 +450,7 @@ impl Worker {
                 items,
                 reply,
             } => {
-                let gid = self.next_group;
-                self.next_group += 1;
-                let n = items.len();
-                self.groups.insert(
-                    gid,
-                    Group {
-                        results: (0..n).map(|_| None).collect(),
-                        remaining: n,
-                        reply,
-                    },
-                );
+                let gid = self.group(items.len(), reply);
                 for (i, it) in items.into_iter().enumerate() {
                     let job = Job {
                         seq: it.seq,
@@ -463,52 +461,20 @@ impl Worker {
                         out: Chunk::default(),
                         reply: Reply::Group(gid, i),
                         reserve: 0,
+                        claimed: false,
                         done: None,
                     };
                     self.enqueue(&sess, job);
                 }
-                if n == 0 {
-                    self.complete_group_if_done(gid);
-                }
             }
             Cmd::Append {
-                sess,
-                seq,
-                tokens,
+                items,
                 logprobs,
                 reply,
             } => {
-                let from = match self.seq_mut(seq) {
-                    Ok(s) if s.busy => Err(crate::error::invalid("branch", "busy")),
-                    Ok(s) => {
-                        let from = s.tokens.len();
-                        s.tokens.extend_from_slice(&tokens);
-                        Ok(from)
-                    }
-                    Err(e) => Err(e),
-                };
-                match from {
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                    Ok(from) => {
-                        let mut out = Chunk::default();
-                        for &t in &tokens {
-                            out.push(t, f32::NAN, &self.backend.piece(t));
-                        }
-                        let job = Job {
-                            seq,
-                            kind: Kind::Feed {
-                                logprob_from: logprobs.then_some(from),
-                                prompt: false,
-                            },
-                            out,
-                            reply: Reply::Append(reply),
-                            reserve: 0,
-                            done: None,
-                        };
-                        self.enqueue(&sess, job);
-                    }
+                let gid = self.group(items.len(), reply);
+                for (i, it) in items.into_iter().enumerate() {
+                    self.append(it, logprobs, Reply::Group(gid, i));
                 }
             }
             Cmd::Truncate { seq, len, reply } => {
@@ -528,6 +494,57 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Cmd::Call(f) => f(self.backend.as_ref()),
+        }
+    }
+
+    /// A reply group for `n` jobs (answered at once if `n` is 0).
+    fn group(&mut self, n: usize, reply: Sender<Vec<Result<Chunk>>>) -> u64 {
+        let gid = self.next_group;
+        self.next_group += 1;
+        self.groups.insert(
+            gid,
+            Group {
+                results: (0..n).map(|_| None).collect(),
+                remaining: n,
+                reply,
+            },
+        );
+        self.complete_group_if_done(gid);
+        gid
+    }
+
+    /// Queue tokens to be fed to a sequence (with none, only its pending tokens are fed).
+    fn append(&mut self, it: AppendItem, logprobs: bool, reply: Reply) {
+        let AppendItem { sess, seq, tokens } = it;
+        let mut out = Chunk::default();
+        for &t in &tokens {
+            out.push(t, f32::NAN, f32::NAN, &self.backend.piece(t));
+        }
+        let from = match self.seq_mut(seq) {
+            Ok(s) if s.busy => Err(crate::error::invalid("branch", "busy")),
+            Ok(s) => {
+                let from = s.tokens.len();
+                s.tokens.extend_from_slice(&tokens);
+                Ok(from)
+            }
+            Err(e) => Err(e),
+        };
+        let job = Job {
+            seq,
+            kind: Kind::Feed {
+                logprob_from: logprobs.then(|| *from.as_ref().unwrap_or(&0)),
+                prompt: false,
+            },
+            out,
+            reply,
+            reserve: 0,
+            claimed: false,
+            done: from.err().map(Err),
+        };
+        if job.done.is_some() {
+            self.reply(job);
+        } else {
+            self.enqueue(&sess, job);
         }
     }
 
@@ -573,6 +590,7 @@ impl Worker {
             Ok(s) if s.busy => Err(crate::error::invalid("branch", "already generating")),
             Ok(s) => {
                 s.busy = true;
+                job.claimed = true;
                 let pending = s.tokens.len() - s.kv;
                 let need = match &job.kind {
                     Kind::Feed { .. } => pending,
@@ -693,6 +711,7 @@ impl Worker {
                     out: Chunk::default(),
                     reply: Reply::Prefill(reply),
                     reserve: s.tokens.len(),
+                    claimed: true,
                     done: None,
                 };
                 self.cells.reserved += job.reserve;
@@ -896,8 +915,11 @@ impl Worker {
                         job.done = Some(Ok(()));
                         continue;
                     }
-                    let (tok, lp) =
-                        sampling::sample(&spec.sampling, &logits, rng, &mut self.scratch);
+                    let sampling::Sampled {
+                        token: tok,
+                        logprob: lp,
+                        certainty,
+                    } = sampling::sample(&spec.sampling, &logits, rng, &mut self.scratch);
                     s.logits = Some(logits); // buffer reused; stale once a token is pushed
                     s.sess.counters.generated.fetch_add(1, Relaxed);
                     self.totals.generated.fetch_add(1, Relaxed);
@@ -909,7 +931,7 @@ impl Worker {
                         self.backend.piece(tok)
                     };
                     let before = job.out.bytes.len();
-                    job.out.push(tok, lp, &piece);
+                    job.out.push(tok, lp, certainty, &piece);
                     if eog {
                         job.out.finish = Some(Finish::Eog);
                     } else if let Some(stop) = find_stop(&spec.stop, &job.out.bytes, before) {
@@ -943,7 +965,7 @@ impl Worker {
 
     fn reply(&mut self, mut job: Job) {
         let seq = job.seq;
-        if let Some(Some(s)) = self.seqs.get_mut(seq as usize) {
+        if let Some(Some(s)) = self.seqs.get_mut(seq as usize).filter(|_| job.claimed) {
             s.busy = false;
             // A stale logits buffer must not be used: only valid with nothing pending.
             if s.kv != s.tokens.len() {
@@ -961,9 +983,6 @@ impl Worker {
                 if !ok {
                     self.release(seq);
                 }
-            }
-            Reply::Append(tx) => {
-                let _ = tx.send(res.map(|_| job.out));
             }
             Reply::Group(g, i) => {
                 if let Some(group) = self.groups.get_mut(&g) {
