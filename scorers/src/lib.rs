@@ -2,22 +2,46 @@
 //!
 //! A [`Scorer`] rates a candidate solution (partial or complete) with a number where
 //! higher is better. Strategies use scores to pick (naive Best-of-N), to weight votes
-//! (weighted Best-of-N) and, later, to prune and guide search.
+//! (weighted Best-of-N) and to prune and guide step-level search (beam search, DVTS, MCTS).
 //!
 //! The trait is small on purpose: one required method, a batched form a model-backed
 //! scorer can override, and a blanket impl so any closure `Fn(&Sample) -> f64` is a scorer.
+//! Step-level search adds two provided methods, [`Scorer::track`] and
+//! [`Scorer::score_steps`]: a search keeps one [`Track`] per tree node, forks it with the
+//! node and asks for the newest step's score. Stateless scorers rescore the text so far;
+//! a [`Prm`] keeps a KV sequence per track in its own model context and only reads the new
+//! step, so scoring costs what the step costs, not what the whole solution costs.
+//!
+//! Families: model-free ([`MeanLogprob`], [`SelfCertainty`]), rule-based
+//! ([`ArithmeticVerifier`]), model-based ([`Prm`] with Math-Shepherd / RLHFlow / yes-no
+//! judge [`PrmPreset`]s), and combinations ([`Weighted`]).
 //!
 //! ```
 //! use ponder_scorers::{Sample, Scorer, MeanLogprob};
-//! let s = Sample { question: "1+1?", text: "2", logprobs: &[-0.5, -1.5] };
+//! let s = Sample::new("1+1?", "2").with_logprobs(&[-0.5, -1.5]);
 //! let p = MeanLogprob.score(&s).unwrap();
 //! assert!((p - (-1.0f64).exp()).abs() < 1e-9);
 //! let by_length = |s: &Sample| -(s.text.len() as f64);
 //! assert_eq!(by_length.score(&s).unwrap(), -1.0);
 //! ```
 
+mod combine;
+mod model_free;
+mod prm;
+mod track;
 mod verifier;
+pub use combine::Weighted;
+pub use model_free::{MeanLogprob, SelfCertainty};
+pub use prm::{Prm, PrmPreset, PRM_PRESETS};
+pub use track::{StepItem, Track, TrackState};
 pub use verifier::{ArithmeticVerifier, Check};
+
+/// The steps of a solution: text split on `delimiter`, blank pieces dropped.
+pub fn split_steps<'a>(text: &'a str, delimiter: &str) -> Vec<&'a str> {
+    text.split(delimiter)
+        .filter(|s| !s.trim().is_empty())
+        .collect()
+}
 
 /// How a vector of step scores becomes one score.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,6 +96,28 @@ pub struct Sample<'a> {
     pub text: &'a str,
     /// Per-token log-probabilities of the candidate under the policy model (NaN: unknown).
     pub logprobs: &'a [f32],
+    /// Per-token self-certainty of the policy model (KL from uniform; NaN: unknown).
+    pub certainty: &'a [f32],
+}
+
+impl<'a> Sample<'a> {
+    /// A sample with no per-token information.
+    pub fn new(question: &'a str, text: &'a str) -> Self {
+        Self {
+            question,
+            text,
+            logprobs: &[],
+            certainty: &[],
+        }
+    }
+    pub fn with_logprobs(mut self, logprobs: &'a [f32]) -> Self {
+        self.logprobs = logprobs;
+        self
+    }
+    pub fn with_certainty(mut self, certainty: &'a [f32]) -> Self {
+        self.certainty = certainty;
+        self
+    }
 }
 
 /// A scorer's failure, naming the scorer.
@@ -80,6 +126,15 @@ pub struct Sample<'a> {
 pub struct ScoreError {
     pub scorer: String,
     pub message: String,
+}
+
+impl ScoreError {
+    pub fn new(scorer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            scorer: scorer.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Rates candidates; higher is better.
@@ -93,6 +148,22 @@ pub trait Scorer: Send + Sync {
     /// Score many; model-backed scorers override this to batch.
     fn score_batch(&self, samples: &[Sample<'_>]) -> Result<Vec<f64>, ScoreError> {
         samples.iter().map(|s| self.score(s)).collect()
+    }
+    /// Start scoring one problem step by step: the root of its search tree's tracks.
+    /// The default keeps no state.
+    fn track(&self, _question: &str) -> Result<Track, ScoreError> {
+        Ok(Track::stateless())
+    }
+    /// Score each item's newest step (already part of `item.sample.text`), recording it
+    /// on the item's track; returns each node's value (higher is better). The default
+    /// scores the whole text so far with [`Scorer::score_batch`].
+    fn score_steps(&self, items: &mut [StepItem<'_>]) -> Result<Vec<f64>, ScoreError> {
+        let samples: Vec<Sample<'_>> = items.iter().map(|i| i.sample).collect();
+        let values = self.score_batch(&samples)?;
+        for (it, &v) in items.iter_mut().zip(&values) {
+            it.track.push(v);
+        }
+        Ok(values)
     }
 }
 
@@ -108,41 +179,27 @@ where
     }
 }
 
-/// The geometric-mean token probability, `exp(mean logprob)`, in (0, 1]: the model's
-/// own confidence in the candidate, length-normalised. Positive, so it can weight votes.
-/// A candidate with no known log-probabilities scores 0.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MeanLogprob;
-
-impl Scorer for MeanLogprob {
+impl<S: Scorer + ?Sized> Scorer for std::sync::Arc<S> {
     fn name(&self) -> &str {
-        "logprob"
+        (**self).name()
     }
     fn score(&self, s: &Sample<'_>) -> Result<f64, ScoreError> {
-        let known: Vec<f64> = s
-            .logprobs
-            .iter()
-            .filter(|l| l.is_finite())
-            .map(|&l| l as f64)
-            .collect();
-        if known.is_empty() {
-            return Ok(0.0);
-        }
-        Ok((known.iter().sum::<f64>() / known.len() as f64).exp())
+        (**self).score(s)
+    }
+    fn score_batch(&self, s: &[Sample<'_>]) -> Result<Vec<f64>, ScoreError> {
+        (**self).score_batch(s)
+    }
+    fn track(&self, q: &str) -> Result<Track, ScoreError> {
+        (**self).track(q)
+    }
+    fn score_steps(&self, items: &mut [StepItem<'_>]) -> Result<Vec<f64>, ScoreError> {
+        (**self).score_steps(items)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample<'a>(lp: &'a [f32]) -> Sample<'a> {
-        Sample {
-            question: "q",
-            text: "t",
-            logprobs: lp,
-        }
-    }
 
     #[test]
     fn aggregations_by_hand() {
@@ -157,35 +214,40 @@ mod tests {
     }
 
     #[test]
-    fn mean_logprob_is_geometric_mean_probability() {
-        let lp = [0.5f32.ln(), 0.125f32.ln()]; // geometric mean 0.25
-        assert!((MeanLogprob.score(&sample(&lp)).unwrap() - 0.25).abs() < 1e-6);
-    }
-
-    #[test]
-    fn mean_logprob_ignores_unknown_and_handles_empty() {
-        let lp = [f32::NAN, 0.5f32.ln()];
-        assert!((MeanLogprob.score(&sample(&lp)).unwrap() - 0.5).abs() < 1e-6);
-        assert_eq!(MeanLogprob.score(&sample(&[])).unwrap(), 0.0);
-    }
-
-    #[test]
-    fn more_confident_scores_higher() {
-        let sure = [-0.1f32; 4];
-        let unsure = [-2.0f32; 4];
-        assert!(
-            MeanLogprob.score(&sample(&sure)).unwrap()
-                > MeanLogprob.score(&sample(&unsure)).unwrap()
-        );
-    }
-
-    #[test]
     fn closures_are_scorers_and_batch_defaults_to_map() {
         let by_len = |s: &Sample<'_>| s.logprobs.len() as f64;
         let a = [0.0f32; 2];
         let b = [0.0f32; 5];
-        let scores = by_len.score_batch(&[sample(&a), sample(&b)]).unwrap();
+        let scores = by_len
+            .score_batch(&[Sample::new("q", "t").with_logprobs(&a), Sample::new("q", "t").with_logprobs(&b)])
+            .unwrap();
         assert_eq!(scores, vec![2.0, 5.0]);
         assert_eq!(Scorer::name(&by_len), "closure");
+    }
+
+    #[test]
+    fn steps_split_on_the_delimiter_and_skip_blanks() {
+        assert_eq!(split_steps("a\n\nb\n\n\n\n c \n\n", "\n\n"), vec!["a", "b", " c "]);
+        assert!(split_steps("  ", "\n\n").is_empty());
+    }
+
+    #[test]
+    fn stateless_step_scoring_rescores_the_text_so_far() {
+        // The default score_steps scores the whole text and records it on the track.
+        let by_len = |s: &Sample<'_>| s.text.len() as f64;
+        let mut root = by_len.track("q").unwrap();
+        let mut child = root.fork().unwrap();
+        let v = by_len
+            .score_steps(&mut [StepItem {
+                track: &mut child,
+                step: "bb",
+                sample: Sample::new("q", "a\n\nbb"),
+            }])
+            .unwrap();
+        assert_eq!(v, vec![5.0]);
+        assert_eq!(child.steps(), &[5.0]);
+        assert!(root.steps().is_empty(), "forks do not share step scores");
+        root.push(1.0);
+        assert_eq!(root.fork().unwrap().steps(), &[1.0]);
     }
 }

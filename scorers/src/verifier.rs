@@ -63,8 +63,8 @@ impl ArithmeticVerifier {
 
     /// One score per step: the share of its equations that hold (`neutral` if none).
     pub fn step_scores(&self, text: &str) -> Vec<f64> {
-        text.split(self.delimiter.as_str())
-            .filter(|s| !s.trim().is_empty())
+        crate::split_steps(text, &self.delimiter)
+            .into_iter()
             .map(|step| {
                 let c = self.checks(step);
                 if c.is_empty() {
@@ -272,11 +272,7 @@ mod tests {
         let text =
             "Step 1: 2 + 2 = 4.\n\nStep 2: 3 * 3 = 10 and 1 + 1 = 2.\n\nSo the answer is 14.";
         assert_eq!(v().step_scores(text), vec![1.0, 0.5, 1.0]);
-        let s = Sample {
-            question: "",
-            text,
-            logprobs: &[],
-        };
+        let s = Sample::new("", text);
         assert_eq!(v().score(&s).unwrap(), 0.5); // min
         let mean = ArithmeticVerifier {
             aggregate: Aggregate::Mean,
