@@ -62,12 +62,37 @@ impl ModelArgs {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Samples for Best-of-N.
+    /// Samples (best-of-n), beams (beam), candidates per step (dvts), paths (mcts).
     #[arg(long, default_value_t = 8)]
     n: usize,
-    /// naive | majority | weighted
-    #[arg(long, default_value = "majority")]
-    vote: Vote,
+    /// naive | majority | weighted (default: majority for best-of-n and mcts, the best
+    /// score for beam and dvts).
+    #[arg(long)]
+    vote: Option<Vote>,
+    /// Beam width M for beam and dvts (keep n/M, expand each M ways; must divide --n);
+    /// children per expansion for mcts.
+    #[arg(long, default_value_t = 4)]
+    beam_width: usize,
+    /// Most steps for beam and dvts (default 40; the last runs to the end).
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Greedy steps looked ahead when scoring a step (beam, dvts).
+    #[arg(long, default_value_t = 0)]
+    lookahead: usize,
+    /// Most steps on an mcts path.
+    #[arg(long, default_value_t = 16)]
+    max_depth: usize,
+    /// mcts PUCT exploration constants.
+    #[arg(long, default_value_t = 1.25)]
+    puct_c_init: f64,
+    #[arg(long, default_value_t = 19652.0)]
+    puct_c_base: f64,
+    /// Step delimiter for beam, dvts and mcts (escapes \n and \t understood).
+    #[arg(long, default_value = "\\n\\n")]
+    step_delimiter: String,
+    /// Cut steps every K tokens instead of at a delimiter.
+    #[arg(long)]
+    step_tokens: Option<usize>,
     #[arg(long, default_value_t = 0.8)]
     temperature: f32,
     #[arg(long, default_value_t = 1.0)]
@@ -90,18 +115,34 @@ struct RunArgs {
     /// Cap on tokens generated over all branches of a problem.
     #[arg(long)]
     budget_tokens: Option<u64>,
-    /// How candidates are scored (naive and weighted votes): logprob | verifier
-    /// (re-computes the arithmetic of every step; min over steps).
+    /// How candidates and steps are scored.
     #[arg(long, value_enum, default_value = "logprob")]
     scorer: ScorerKind,
+    /// GGUF model for --scorer prm (required) or judge (default: the policy model,
+    /// loaded again in its own context).
+    #[arg(long)]
+    prm: Option<String>,
+    /// PRM prompt preset: judge, math-shepherd, rlhflow, or a JSON file
+    /// (default: math-shepherd for prm, judge for judge).
+    #[arg(long)]
+    prm_preset: Option<String>,
+    /// How a PRM's step scores become one: last | min | product | mean.
+    #[arg(long, default_value = "last")]
+    aggregate: ponder::scorers::Aggregate,
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum ScorerKind {
     /// exp(mean token logprob): the model's own confidence.
     Logprob,
+    /// Mean KL(uniform ‖ p) over tokens: how peaked the model's distributions were.
+    SelfCertainty,
     /// Re-computes every equation of every step; min over steps.
     Verifier,
+    /// A process reward model over a GGUF file (--prm, --prm-preset).
+    Prm,
+    /// An instruct model asked "is this step correct?" (P(Yes) vs P(No)).
+    Judge,
 }
 
 impl RunArgs {
@@ -126,15 +167,70 @@ impl RunArgs {
                 self.n
             );
         }
+        if self.scorer == ScorerKind::Prm && self.prm.is_none() {
+            bail!("--scorer prm needs --prm PATH (a GGUF process reward model); --scorer judge uses the policy model");
+        }
+        if let Some(p) = &self.prm_preset {
+            ponder::scorers::PrmPreset::load(p)?;
+        }
+        let unescape = |s: &str| s.replace("\\n", "\n").replace("\\t", "\t");
+        let steps = search::Steps {
+            unit: match self.step_tokens {
+                Some(k) => search::StepUnit::Tokens(k),
+                None => search::StepUnit::Delimiter(unescape(&self.step_delimiter)),
+            },
+            ..Default::default()
+        };
+        steps.validate()?;
         Ok(StrategyOptions {
             n: self.n,
             sampling,
             max_tokens: self.max_tokens,
             vote: self.vote,
+            width: self.beam_width,
+            iterations: self.iterations,
+            lookahead: self.lookahead,
+            max_depth: self.max_depth,
+            c_base: self.puct_c_base,
+            c_init: self.puct_c_init,
+            steps,
         })
     }
 
-    fn cx(&self, engine: Engine) -> Cx {
+    /// The scorer's own model, if it has one: loaded with room for `seqs` tracks.
+    fn scorer_engine(
+        &self,
+        m: &ModelArgs,
+        problems: usize,
+        seqs: usize,
+        prompt_bytes: usize,
+    ) -> Result<Option<Engine>> {
+        let path = match (self.scorer, &self.prm) {
+            (ScorerKind::Prm | ScorerKind::Judge, Some(p)) => {
+                ponder::models::resolve(p).with_context(|| format!("the PRM model {p:?}"))?
+            }
+            (ScorerKind::Judge, None) => m.path()?,
+            _ => return Ok(None),
+        };
+        let prm_args = ModelArgs {
+            model: Some(path.display().to_string()),
+            ctx: None,
+            threads: m.threads,
+            gpu_layers: m.gpu_layers,
+        };
+        // One track per live node plus each problem's root.
+        load_engine(
+            &prm_args,
+            problems,
+            seqs + 1,
+            prompt_bytes + 512,
+            self.max_tokens + 64,
+        )
+        .map(Some)
+        .context("loading the PRM/judge model")
+    }
+
+    fn cx(&self, engine: Engine, scorer_engine: Option<Engine>) -> Result<Cx> {
         let mut cx = Cx::new(engine);
         cx.format = self.template.clone();
         cx.seed = self.seed;
@@ -147,13 +243,27 @@ impl RunArgs {
             max_new_tokens: self.budget_tokens,
             ..Budget::default()
         };
-        cx.scorer = match self.scorer {
-            ScorerKind::Logprob => std::sync::Arc::new(ponder::scorers::MeanLogprob),
-            ScorerKind::Verifier => {
-                std::sync::Arc::new(ponder::scorers::ArithmeticVerifier::default())
+        use ponder::scorers as sc;
+        cx.scorer = match (self.scorer, scorer_engine) {
+            (ScorerKind::Logprob, _) => std::sync::Arc::new(sc::MeanLogprob),
+            (ScorerKind::SelfCertainty, _) => std::sync::Arc::new(sc::SelfCertainty),
+            (ScorerKind::Verifier, _) => std::sync::Arc::new(sc::ArithmeticVerifier::default()),
+            (kind @ (ScorerKind::Prm | ScorerKind::Judge), Some(e)) => {
+                let default = if kind == ScorerKind::Prm {
+                    "math-shepherd"
+                } else {
+                    "judge"
+                };
+                let preset = sc::PrmPreset::load(self.prm_preset.as_deref().unwrap_or(default))?;
+                let mut prm = sc::Prm::new(e, preset)?.with_aggregate(self.aggregate);
+                if let search::StepUnit::Delimiter(d) = &self.options()?.steps.unit {
+                    prm.delimiter = d.clone();
+                }
+                std::sync::Arc::new(prm)
             }
+            (_, None) => bail!("the {:?} scorer needs its model", self.scorer),
         };
-        cx
+        Ok(cx)
     }
 }
 
@@ -168,14 +278,17 @@ fn load_engine(
     let path = m.path()?;
     let seqs = problems * branches;
     if seqs > 256 {
-        bail!("{problems} concurrent problems × {branches} branches = {seqs} sequences, more than llama.cpp's 256: lower --concurrency or --n");
+        bail!("{problems} concurrent problems × {branches} sequences each = {seqs}, more than llama.cpp's 256: lower --concurrency or --n");
     }
     let mut lc = LlamaConfig::new(&path);
     lc.n_seq_max = seqs as u32;
     lc.threads = m.threads;
     lc.gpu_layers = m.gpu_layers;
+    // Tree searches hold many sequences that share most of their cells: size the cache
+    // for at most 32 full-length branches per problem (--ctx overrides).
     lc.n_ctx = m.ctx.unwrap_or_else(|| {
-        (problems * (512 + prompt_bytes + branches * max_tokens)).next_multiple_of(256) as u32
+        (problems * (512 + prompt_bytes + branches.min(32) * max_tokens)).next_multiple_of(256)
+            as u32
     });
     Engine::load(&lc).with_context(|| format!("loading {}", path.display()))
 }
@@ -184,7 +297,7 @@ fn load_engine(
 struct SolveArgs {
     /// The question.
     question: String,
-    /// greedy | best-of-n
+    /// greedy | best-of-n | beam | dvts | mcts
     #[arg(long, default_value = "best-of-n")]
     strategy: String,
     #[command(flatten)]
@@ -283,10 +396,13 @@ fn spinner(msg: &str) -> ProgressBar {
 fn solve(a: SolveArgs) -> Result<()> {
     let opts = a.run.options()?;
     let strategy = search::build(&a.strategy, &opts)?;
-    let branches = if a.strategy == "greedy" { 1 } else { a.run.n };
+    let branches = strategy.sequences();
     let pb = spinner("loading the model");
     let engine = load_engine(&a.model, 1, branches, a.question.len(), a.run.max_tokens)?;
-    let mut cx = a.run.cx(engine.clone());
+    let scorer_engine = a
+        .run
+        .scorer_engine(&a.model, 1, branches, a.question.len())?;
+    let mut cx = a.run.cx(engine.clone(), scorer_engine)?;
     if let Some(t) = a.timeout {
         cx.budget = cx.budget.with_timeout(Duration::from_secs_f64(t));
     }
@@ -332,6 +448,7 @@ fn json_report(sol: &Solution, engine: &Engine, seed: u64) -> serde_json::Value 
         "truncated": sol.truncated,
         "candidates": sol.candidates,
         "stats": sol.stats,
+        "scorer_stats": sol.scorer_stats,
     })
 }
 
@@ -373,12 +490,15 @@ fn print_report(sol: &Solution) {
         }
         println!();
     }
-    print_stats(&sol.stats);
+    print_stats("stats", &sol.stats);
+    if let Some(s) = &sol.scorer_stats {
+        print_stats("scorer model", s);
+    }
 }
 
-fn print_stats(s: &Stats) {
+fn print_stats(title: &str, s: &Stats) {
     println!(
-        "--- stats ---\nprompt tokens {} · generated {} · decoded {} · decode calls {} · mean batch {:.1} · forks {} · {:.2} s ({:.0} generated tok/s)",
+        "--- {title} ---\nprompt tokens {} · generated {} · decoded {} · decode calls {} · mean batch {:.1} · forks {} · {:.2} s ({:.0} generated tok/s)",
         s.prompt_tokens,
         s.generated_tokens,
         s.decoded_tokens,
@@ -471,15 +591,14 @@ fn eval(a: EvalArgs) -> Result<()> {
         a.out.display()
     );
     if todo > 0 {
-        let branches = if names.iter().all(|n| n == "greedy") {
-            1
-        } else {
-            a.run.n
-        };
+        let branches = strategies.iter().map(|s| s.sequences()).max().unwrap_or(1);
         let longest = items.iter().map(|i| i.question.len()).max().unwrap_or(0);
         let concurrency = a.concurrency.min(todo);
         let engine = load_engine(&a.model, concurrency, branches, longest, a.run.max_tokens)?;
-        let cx = a.run.cx(engine);
+        let scorer_engine = a
+            .run
+            .scorer_engine(&a.model, concurrency, branches, longest)?;
+        let cx = a.run.cx(engine, scorer_engine)?;
         let pb = ProgressBar::new(todo as u64);
         pb.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")

@@ -291,16 +291,35 @@ impl Session {
         branches: impl IntoIterator<Item = &'a mut Branch>,
         spec: &GenSpec,
     ) -> Result<()> {
+        self.extend_capped(branches.into_iter().map(|b| (b, usize::MAX)), spec)
+    }
+
+    /// [`Session::extend`] with a cap per branch on top of `spec.max_tokens` (e.g. what
+    /// is left of each branch's own token allowance). A cap of 0 ends that branch at
+    /// once with [`Finish::MaxTokens`].
+    pub fn extend_capped<'a>(
+        &self,
+        items: impl IntoIterator<Item = (&'a mut Branch, usize)>,
+        spec: &GenSpec,
+    ) -> Result<()> {
         spec.validate()?;
-        let mut bs: Vec<&mut Branch> = branches.into_iter().collect();
+        let mut bs: Vec<(&mut Branch, usize)> = Vec::new();
+        for (b, cap) in items {
+            if cap == 0 {
+                b.finish = Some(Finish::MaxTokens);
+            } else {
+                bs.push((b, cap));
+            }
+        }
         if bs.is_empty() {
             return Ok(());
         }
         let items = bs
             .iter()
-            .map(|b| ExtendItem {
+            .map(|(b, cap)| ExtendItem {
                 seq: b.seq,
                 rng: b.rng.clone(),
+                max_tokens: *cap,
             })
             .collect();
         let (tx, rx) = bounded(1);
@@ -312,7 +331,7 @@ impl Session {
         })?;
         let results = rx.recv().map_err(|_| EngineError::Stopped)?;
         let mut first_err = None;
-        for (b, r) in bs.iter_mut().zip(results) {
+        for ((b, _), r) in bs.iter_mut().zip(results) {
             match r {
                 Ok(chunk) => b.absorb(chunk),
                 Err(e) => {

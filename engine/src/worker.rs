@@ -150,6 +150,8 @@ pub(crate) struct AppendItem {
 pub(crate) struct ExtendItem {
     pub seq: SeqId,
     pub rng: ChaCha8Rng,
+    /// This item's cap (≤ the spec's `max_tokens`).
+    pub max_tokens: usize,
 }
 
 /// A read-only query run on the worker thread.
@@ -277,6 +279,7 @@ enum Kind {
     Gen {
         spec: Arc<GenSpec>,
         rng: Box<ChaCha8Rng>,
+        max_tokens: usize,
     },
 }
 
@@ -457,6 +460,7 @@ impl Worker {
                         kind: Kind::Gen {
                             spec: spec.clone(),
                             rng: Box::new(it.rng),
+                            max_tokens: it.max_tokens.min(spec.max_tokens),
                         },
                         out: Chunk::default(),
                         reply: Reply::Group(gid, i),
@@ -594,8 +598,8 @@ impl Worker {
                 let pending = s.tokens.len() - s.kv;
                 let need = match &job.kind {
                     Kind::Feed { .. } => pending,
-                    Kind::Gen { spec, .. } => {
-                        pending + spec.max_tokens.min(sess.remaining_tokens())
+                    Kind::Gen { max_tokens, .. } => {
+                        pending + (*max_tokens).min(sess.remaining_tokens())
                     }
                 };
                 Ok(need)
@@ -889,7 +893,11 @@ impl Worker {
                         job.done = Some(Ok(()));
                     }
                 }
-                Kind::Gen { spec, rng } => {
+                Kind::Gen {
+                    spec,
+                    rng,
+                    max_tokens,
+                } => {
                     if s.kv < s.tokens.len() {
                         continue; // pending tokens to feed first
                     }
@@ -903,7 +911,7 @@ impl Worker {
                         }
                         continue;
                     };
-                    if job.out.tokens.len() >= spec.max_tokens {
+                    if job.out.tokens.len() >= *max_tokens {
                         s.logits = Some(logits);
                         job.out.finish = Some(Finish::MaxTokens);
                         job.done = Some(Ok(()));
@@ -936,7 +944,7 @@ impl Worker {
                         job.out.finish = Some(Finish::Eog);
                     } else if let Some(stop) = find_stop(&spec.stop, &job.out.bytes, before) {
                         job.out.finish = Some(Finish::Stop(stop));
-                    } else if job.out.tokens.len() >= spec.max_tokens {
+                    } else if job.out.tokens.len() >= *max_tokens {
                         job.out.finish = Some(Finish::MaxTokens);
                     }
                     if job.out.finish.is_some() {

@@ -300,16 +300,24 @@ fn settled_forks_share_the_last_token_and_append_all_batches() {
     // Appending to all kids is one decode call carrying every kid's tokens.
     engine.settle(kids.iter_mut()).unwrap();
     let calls = counters.decode_calls.load(Relaxed);
-    let items = kids.iter_mut().map(|k| (k, vec![b'+' as i32, b'\n' as i32]));
+    let items = kids
+        .iter_mut()
+        .map(|k| (k, vec![b'+' as i32, b'\n' as i32]));
     let lps = engine.append_all(items, true).unwrap();
     assert_eq!(counters.decode_calls.load(Relaxed), calls + 1);
     assert_eq!(lps.len(), 4);
-    assert!(lps.iter().all(|l| l.len() == 2 && l.iter().all(|x| x.is_finite())));
-    assert!(kids.iter().all(|k| k.text().ends_with("+\n") && k.finish().is_none()));
+    assert!(lps
+        .iter()
+        .all(|l| l.len() == 2 && l.iter().all(|x| x.is_finite())));
+    assert!(kids
+        .iter()
+        .all(|k| k.text().ends_with("+\n") && k.finish().is_none()));
     // Self-certainty is recorded per sampled token, NaN for appended ones.
     let k = &kids[0];
     assert_eq!(k.certainty().len(), k.tokens().len());
-    assert!(k.certainty()[..step].iter().all(|c| c.is_finite() && *c >= 0.0));
+    assert!(k.certainty()[..step]
+        .iter()
+        .all(|c| c.is_finite() && *c >= 0.0));
     assert!(k.certainty()[k.tokens().len() - 1].is_nan());
 }
 
@@ -317,7 +325,10 @@ fn settled_forks_share_the_last_token_and_append_all_batches() {
 fn append_all_rejects_a_branch_of_another_engine() {
     let (a, _) = engine_with(4096, 4);
     let (b, _) = engine_with(4096, 4);
-    let mut x = a.session(0, 0, Budget::unlimited()).prefill(PROMPT).unwrap();
+    let mut x = a
+        .session(0, 0, Budget::unlimited())
+        .prefill(PROMPT)
+        .unwrap();
     let err = b.append_all([(&mut x, vec![65])], false).unwrap_err();
     assert!(err.to_string().contains("another engine"), "{err}");
 }

@@ -126,6 +126,8 @@ impl<'a> Sample<'a> {
 pub struct ScoreError {
     pub scorer: String,
     pub message: String,
+    /// Which item of a batch failed, when the scorer knows.
+    pub item: Option<usize>,
 }
 
 impl ScoreError {
@@ -133,7 +135,13 @@ impl ScoreError {
         Self {
             scorer: scorer.into(),
             message: message.into(),
+            item: None,
         }
+    }
+    /// The same error, attributed to batch item `i`.
+    pub fn at(mut self, i: usize) -> Self {
+        self.item.get_or_insert(i);
+        self
     }
 }
 
@@ -147,7 +155,11 @@ pub trait Scorer: Send + Sync {
     fn score(&self, sample: &Sample<'_>) -> Result<f64, ScoreError>;
     /// Score many; model-backed scorers override this to batch.
     fn score_batch(&self, samples: &[Sample<'_>]) -> Result<Vec<f64>, ScoreError> {
-        samples.iter().map(|s| self.score(s)).collect()
+        samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| self.score(s).map_err(|e| e.at(i)))
+            .collect()
     }
     /// Start scoring one problem step by step: the root of its search tree's tracks.
     /// The default keeps no state.
@@ -219,7 +231,10 @@ mod tests {
         let a = [0.0f32; 2];
         let b = [0.0f32; 5];
         let scores = by_len
-            .score_batch(&[Sample::new("q", "t").with_logprobs(&a), Sample::new("q", "t").with_logprobs(&b)])
+            .score_batch(&[
+                Sample::new("q", "t").with_logprobs(&a),
+                Sample::new("q", "t").with_logprobs(&b),
+            ])
             .unwrap();
         assert_eq!(scores, vec![2.0, 5.0]);
         assert_eq!(Scorer::name(&by_len), "closure");
@@ -227,7 +242,10 @@ mod tests {
 
     #[test]
     fn steps_split_on_the_delimiter_and_skip_blanks() {
-        assert_eq!(split_steps("a\n\nb\n\n\n\n c \n\n", "\n\n"), vec!["a", "b", " c "]);
+        assert_eq!(
+            split_steps("a\n\nb\n\n\n\n c \n\n", "\n\n"),
+            vec!["a", "b", " c "]
+        );
         assert!(split_steps("  ", "\n\n").is_empty());
     }
 

@@ -283,7 +283,11 @@ impl Scorer for Prm {
             let mut text = match st.verdict {
                 None => String::new(),
                 Some(v) => {
-                    let word = if v { &self.preset.good } else { &self.preset.bad };
+                    let word = if v {
+                        &self.preset.good
+                    } else {
+                        &self.preset.bad
+                    };
                     self.preset.after.replace("{verdict}", word)
                 }
             };
@@ -300,10 +304,7 @@ impl Scorer for Prm {
             .map(|it| it.track.state_mut::<PrmTrack>().expect("checked above"))
             .collect();
         self.engine
-            .append_all(
-                states.iter_mut().map(|s| &mut s.branch).zip(feeds),
-                false,
-            )
+            .append_all(states.iter_mut().map(|s| &mut s.branch).zip(feeds), false)
             .map_err(|e| self.err(e))?;
         let mut probs = Vec::with_capacity(states.len());
         for st in states.iter_mut() {
@@ -428,7 +429,10 @@ mod tests {
         assert!(err.contains("\"Yes\"") && err.contains("3 tokens"), "{err}");
         let mut p = preset();
         p.step = "no placeholder".into();
-        assert!(Prm::new(prm_engine(), p).unwrap_err().to_string().contains("{step}"));
+        assert!(Prm::new(prm_engine(), p)
+            .unwrap_err()
+            .to_string()
+            .contains("{step}"));
         let err = PrmPreset::load("nope").unwrap_err().to_string();
         assert!(err.contains("judge, math-shepherd, rlhflow"), "{err}");
         assert_eq!(PrmPreset::load("judge").unwrap(), PrmPreset::judge());

@@ -83,6 +83,10 @@ impl Strategy for BestOfN {
         }
     }
 
+    fn sequences(&self) -> usize {
+        self.n
+    }
+
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate(cx)?;
         let session = cx.session(problem);
@@ -108,6 +112,7 @@ impl Strategy for BestOfN {
             truncated: was_truncated(&candidates),
             candidates,
             stats: session.stats(),
+            scorer_stats: None,
         })
     }
 }

@@ -21,6 +21,19 @@ pub enum SearchError {
     InvalidParam { name: &'static str, reason: String },
     #[error("unknown strategy {0:?} (known: {known})", known = crate::STRATEGY_NAMES.join(", "))]
     UnknownStrategy(String),
+    /// A scorer failed on a step of a search; names the branch(es) and the step.
+    #[error("scoring step {step} of branch {branches}: {source}", branches = fmt_ids(.branches))]
+    Scoring {
+        step: usize,
+        branches: Vec<u64>,
+        #[source]
+        source: ScoreError,
+    },
+}
+
+fn fmt_ids(ids: &[u64]) -> String {
+    let s: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    s.join(", ")
 }
 
 pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> SearchError {
@@ -107,10 +120,10 @@ impl Cx {
         let samples: Vec<Sample<'_>> = branches
             .iter()
             .zip(&texts)
-            .map(|(b, t)| Sample {
-                question: &p.question,
-                text: t,
-                logprobs: b.logprobs(),
+            .map(|(b, t)| {
+                Sample::new(&p.question, t)
+                    .with_logprobs(b.logprobs())
+                    .with_certainty(b.certainty())
             })
             .collect();
         let scores = self.scorer.score_batch(&samples)?;
@@ -150,6 +163,10 @@ pub struct Solution {
     pub chosen: Option<usize>,
     pub candidates: Vec<Candidate>,
     pub stats: Stats,
+    /// What a model-backed scorer (PRM, judge) spent on this problem, counted apart
+    /// from the policy's `stats`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorer_stats: Option<Stats>,
     /// True when a budget, deadline or cancel cut the search short.
     pub truncated: bool,
 }
@@ -166,6 +183,8 @@ impl Solution {
 pub trait Strategy: Send + Sync {
     /// A short name for reports.
     fn name(&self) -> String;
+    /// The most KV sequences one solve holds at once (engines are sized from it).
+    fn sequences(&self) -> usize;
     /// Solve one problem.
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError>;
 }

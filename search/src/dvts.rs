@@ -1,0 +1,135 @@
+//! DVTS, diverse verifier tree search (HF search-and-learn): N/M independent subtrees,
+//! each greedy by score over M candidate next steps. Subtrees never compete, so one
+//! subtree's high scores cannot prune another's line of reasoning: diversity at large N.
+
+use crate::beam::{check_sequences, check_width};
+use crate::strategy::{Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::tree::{Node, Steps, Tree};
+use crate::vote::{select, Vote};
+use ponder_engine::SamplingParams;
+use serde::{Deserialize, Serialize};
+
+/// Diverse verifier tree search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dvts {
+    /// Total candidates per step (N); N/M subtrees.
+    pub n: usize,
+    /// Candidates per subtree per step (M). Must divide N.
+    pub width: usize,
+    /// Most steps; the last runs to end of generation.
+    pub iterations: usize,
+    /// Greedy steps looked ahead when scoring a candidate.
+    pub lookahead: usize,
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+    pub steps: Steps,
+    /// How the answer is picked from the subtrees' last candidates (default: best score).
+    pub vote: Vote,
+}
+
+impl Default for Dvts {
+    fn default() -> Self {
+        Self {
+            n: 8,
+            width: 4,
+            iterations: 40,
+            lookahead: 0,
+            sampling: SamplingParams::default(),
+            max_tokens: 512,
+            steps: Steps::default(),
+            vote: Vote::Naive,
+        }
+    }
+}
+
+struct Subtree {
+    node: Node,
+    /// The candidates of its last expansion (SAL's output: previous text + each sibling).
+    last: Vec<Candidate>,
+    done: bool,
+}
+
+impl Strategy for Dvts {
+    fn name(&self) -> String {
+        format!("dvts-{}x{}", self.n, self.width)
+    }
+
+    fn sequences(&self) -> usize {
+        let base = self.n + self.n / self.width.max(1);
+        if self.lookahead > 0 {
+            base + self.n
+        } else {
+            base
+        }
+    }
+
+    fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
+        check_width(self.n, self.width, self.iterations)?;
+        check_sequences(cx, self.sequences())?;
+        let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
+        let mut subs: Vec<Subtree> = tree
+            .refill(vec![root], self.n / self.width)?
+            .into_iter()
+            .map(|node| Subtree {
+                node,
+                last: Vec::new(),
+                done: false,
+            })
+            .collect();
+        let mut truncated = false;
+        for it in 0..self.iterations {
+            let last = it + 1 == self.iterations;
+            let mut live: Vec<&mut Subtree> = subs.iter_mut().filter(|s| !s.done).collect();
+            if live.is_empty() {
+                break;
+            }
+            tree.settle(live.iter_mut().map(|s| &mut s.node))?;
+            let mut kids: Vec<Vec<Node>> = live
+                .iter()
+                .map(|s| tree.fork(&s.node, self.width))
+                .collect::<Result<_, _>>()?;
+            {
+                let mut all: Vec<&mut Node> = kids.iter_mut().flatten().collect();
+                tree.grow(&mut all, last, None)?;
+                if !last {
+                    tree.lookahead(&mut all, self.lookahead)?;
+                }
+            }
+            for (s, ks) in live.iter_mut().zip(kids) {
+                s.last = ks.iter().map(|k| tree.candidate(k)).collect();
+                truncated |= ks.iter().any(Node::cut);
+                // Greedy within the subtree: the best candidate (first on ties).
+                let best = ks
+                    .into_iter()
+                    .reduce(|a, b| if b.value > a.value { b } else { a })
+                    .expect("width ≥ 1");
+                s.done = best.done || best.branch.text().contains("boxed{");
+                s.node = best; // the parent and the other siblings are released here
+            }
+            if truncated {
+                break;
+            }
+        }
+        let candidates: Vec<Candidate> = subs
+            .iter()
+            .flat_map(|s| {
+                if s.last.is_empty() {
+                    vec![tree.candidate(&s.node)]
+                } else {
+                    s.last.clone()
+                }
+            })
+            .collect();
+        drop(subs);
+        let chosen = select(&candidates, self.vote);
+        Ok(Solution {
+            strategy: self.name(),
+            answer: chosen.and_then(|i| candidates[i].answer.clone()),
+            chosen,
+            truncated: truncated || crate::strategy::was_truncated(&candidates),
+            candidates,
+            stats: tree.stats(),
+            scorer_stats: tree.scorer_stats(),
+        })
+    }
+}

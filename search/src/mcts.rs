@@ -1,0 +1,274 @@
+//! MCTS over reasoning steps (openr's "vanilla MCTS"): PUCT selection with the step's
+//! token likelihood as the prior and the scorer as the value, expansion of W children
+//! per node, no random rollouts (a new child's value is its score), back-propagation of
+//! the leaf's value along the path. Each iteration walks from the root to a finished
+//! step and emits that path as a candidate; the answer is a vote over the paths.
+//!
+//! Nodes fork through the KV cache; an expanded node's branch is released (its children
+//! hold the shared prefix), so live sequences are the unexpanded leaves.
+
+use crate::beam::check_sequences;
+use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::tree::{Node, Steps, Tree};
+use crate::vote::{select, Vote};
+use ponder_engine::SamplingParams;
+use serde::{Deserialize, Serialize};
+
+/// Monte Carlo tree search over steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mcts {
+    /// Paths walked from the root (each ends in a candidate).
+    pub iterations: usize,
+    /// Children sampled per expansion (W).
+    pub width: usize,
+    /// Most steps on a path; the step at this depth runs to end of generation.
+    pub max_depth: usize,
+    /// PUCT constants (openr / AlphaZero): c_base 19652, c_init 1.25.
+    pub c_base: f64,
+    pub c_init: f64,
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+    pub steps: Steps,
+    /// How the answer is picked from the paths (default: majority).
+    pub vote: Vote,
+}
+
+impl Default for Mcts {
+    fn default() -> Self {
+        Self {
+            iterations: 8,
+            width: 4,
+            max_depth: 16,
+            c_base: 19652.0,
+            c_init: 1.25,
+            sampling: SamplingParams {
+                temperature: 0.7,
+                ..SamplingParams::default()
+            },
+            max_tokens: 512,
+            steps: Steps::default(),
+            vote: Vote::Majority,
+        }
+    }
+}
+
+/// One node of the searched tree, as reported after the search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TreeNode {
+    pub parent: Option<usize>,
+    pub children: Vec<usize>,
+    /// Normalised over siblings from exp(mean step logprob).
+    pub prior: f64,
+    /// The scorer's value when the node was created.
+    pub initial_value: f64,
+    pub visits: u32,
+    pub value_sum: f64,
+    pub terminal: bool,
+    pub depth: usize,
+}
+
+impl TreeNode {
+    /// Mean backed-up value if visited, else the initial value.
+    pub fn q(&self) -> f64 {
+        if self.visits > 0 {
+            self.value_sum / self.visits as f64
+        } else {
+            self.initial_value
+        }
+    }
+}
+
+struct Slot {
+    info: TreeNode,
+    /// The live branch of an unexpanded, unfinished node.
+    node: Option<Node>,
+    /// The text of a finished node.
+    candidate: Option<Candidate>,
+}
+
+impl Mcts {
+    pub fn validate(&self) -> Result<(), SearchError> {
+        if self.iterations == 0 {
+            return Err(invalid("iterations", "0 (must be ≥ 1)"));
+        }
+        if self.width == 0 {
+            return Err(invalid("width", "0 (must be ≥ 1)"));
+        }
+        if self.max_depth == 0 {
+            return Err(invalid("max depth", "0 (must be ≥ 1)"));
+        }
+        if !(self.c_base > 0.0) || !self.c_init.is_finite() {
+            return Err(invalid(
+                "PUCT constants",
+                format!(
+                    "c_base {} must be > 0, c_init {} finite",
+                    self.c_base, self.c_init
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// PUCT: Q + prior · √N(parent) / (1 + N(child)) · (ln((N(parent) + c_base + 1) / c_base) + c_init).
+    pub fn puct(&self, parent_visits: u32, child: &TreeNode) -> f64 {
+        let np = parent_visits as f64;
+        let explore = ((np + self.c_base + 1.0) / self.c_base).ln() + self.c_init;
+        child.q() + child.prior * np.sqrt() / (1.0 + child.visits as f64) * explore
+    }
+
+    /// Solve and also return the tree (visits, values) for inspection.
+    pub fn search(
+        &self,
+        cx: &Cx,
+        problem: &Problem,
+    ) -> Result<(Solution, Vec<TreeNode>), SearchError> {
+        self.validate()?;
+        check_sequences(cx, self.width + 1)?;
+        let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
+        let mut slots = vec![Slot {
+            info: TreeNode {
+                parent: None,
+                children: Vec::new(),
+                prior: 1.0,
+                initial_value: 0.0,
+                visits: 0,
+                value_sum: 0.0,
+                terminal: false,
+                depth: 0,
+            },
+            node: Some(root),
+            candidate: None,
+        }];
+        let mut paths = Vec::new();
+        let mut truncated = false;
+        for _ in 0..self.iterations {
+            let mut cur = 0;
+            let mut path = vec![0];
+            while !slots[cur].info.terminal {
+                if slots[cur].info.children.is_empty() {
+                    truncated |= self.expand(&tree, &mut slots, cur)?;
+                }
+                let pv = slots[cur].info.visits;
+                let best = slots[cur]
+                    .info
+                    .children
+                    .iter()
+                    .copied()
+                    .fold(None, |b: Option<(usize, f64)>, c| {
+                        let s = self.puct(pv, &slots[c].info);
+                        match b {
+                            Some((_, bs)) if bs >= s => b,
+                            _ => Some((c, s)),
+                        }
+                    })
+                    .map(|(c, _)| c)
+                    .expect("an expansion yields a child");
+                cur = best;
+                path.push(cur);
+                if truncated {
+                    break;
+                }
+            }
+            let v = slots[cur].info.q();
+            for &i in &path {
+                slots[i].info.visits += 1;
+                slots[i].info.value_sum += v;
+            }
+            let cand = match (&slots[cur].candidate, &slots[cur].node) {
+                (Some(c), _) => c.clone(),
+                (None, Some(n)) => tree.candidate(n),
+                (None, None) => unreachable!("a leaf keeps its branch or its text"),
+            };
+            paths.push(cand);
+            if truncated {
+                break;
+            }
+        }
+        let nodes: Vec<TreeNode> = slots.iter().map(|s| s.info.clone()).collect();
+        drop(slots);
+        let chosen = select(&paths, self.vote);
+        let sol = Solution {
+            strategy: self.name(),
+            answer: chosen.and_then(|i| paths[i].answer.clone()),
+            chosen,
+            truncated: truncated || crate::strategy::was_truncated(&paths),
+            candidates: paths,
+            stats: tree.stats(),
+            scorer_stats: tree.scorer_stats(),
+        };
+        Ok((sol, nodes))
+    }
+
+    /// Sample W children of a leaf in one batch and score them; the leaf's branch is
+    /// released. True if the budget cut the expansion short.
+    fn expand(
+        &self,
+        tree: &Tree<'_>,
+        slots: &mut Vec<Slot>,
+        at: usize,
+    ) -> Result<bool, SearchError> {
+        let mut parent = slots[at]
+            .node
+            .take()
+            .expect("an unexpanded leaf keeps its branch");
+        tree.settle([&mut parent])?;
+        let mut kids = tree.fork(&parent, self.width)?;
+        drop(parent);
+        let depth = slots[at].info.depth + 1;
+        {
+            let mut all: Vec<&mut Node> = kids.iter_mut().collect();
+            tree.grow(&mut all, depth >= self.max_depth, None)?;
+        }
+        let cut = kids.iter().any(Node::cut);
+        // Duplicate steps are one child (openr drops them).
+        let mut seen = std::collections::HashSet::new();
+        kids.retain(|k| seen.insert(k.branch.text()));
+        let z: f64 = kids.iter().map(|k| k.step_logprob.exp()).sum();
+        for k in kids {
+            let prior = if z > 0.0 {
+                k.step_logprob.exp() / z
+            } else {
+                1.0
+            };
+            let terminal = k.done;
+            let info = TreeNode {
+                parent: Some(at),
+                children: Vec::new(),
+                prior,
+                initial_value: k.value,
+                visits: 0,
+                value_sum: 0.0,
+                terminal,
+                depth,
+            };
+            let id = slots.len();
+            slots[at].info.children.push(id);
+            let (node, candidate) = if terminal {
+                (None, Some(tree.candidate(&k)))
+            } else {
+                (Some(k), None)
+            };
+            slots.push(Slot {
+                info,
+                node,
+                candidate,
+            });
+        }
+        Ok(cut)
+    }
+}
+
+impl Strategy for Mcts {
+    fn name(&self) -> String {
+        format!("mcts-{}x{}", self.iterations, self.width)
+    }
+
+    fn sequences(&self) -> usize {
+        // Unexpanded leaves: at most (W-1) per level of each path, plus one expansion.
+        (1 + self.iterations * self.max_depth * self.width.saturating_sub(1) + self.width).min(256)
+    }
+
+    fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
+        self.search(cx, problem).map(|(s, _)| s)
+    }
+}
