@@ -139,3 +139,93 @@ mod real {
         })
     }
 }
+
+/// One strategy's cost over a set of problems, measured next to the others.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StrategyCost {
+    pub strategy: String,
+    pub problems: usize,
+    /// Median over problems of wall milliseconds per generated (policy) token.
+    pub ms_per_token: f64,
+    /// Its ratio to the first strategy's median (the baseline).
+    pub ratio_vs_baseline: f64,
+    pub generated_tokens: u64,
+    pub wall_ms: f64,
+    /// Median over problems of the share of wall time spent in the scorer.
+    pub scorer_share: f64,
+    /// Tokens the scorer's model evaluated (PRM / judge), summed.
+    pub scorer_tokens: u64,
+    pub mean_batch: f64,
+    pub accuracy: Option<f64>,
+    /// Every problem's ms per token, in order.
+    pub runs: Vec<f64>,
+}
+
+/// Solve every problem with every strategy, problem-major (each problem's strategies
+/// run back to back, so machine drift hits all alike), one problem at a time.
+pub fn compare_strategies(
+    cx: &ponder_search::Cx,
+    strategies: &[Box<dyn ponder_search::Strategy>],
+    problems: &[(ponder_search::Problem, Option<String>)],
+    mut progress: impl FnMut(&str),
+) -> Result<Vec<StrategyCost>, ponder_search::SearchError> {
+    let mut runs: Vec<Vec<ponder_search::Solution>> =
+        strategies.iter().map(|_| Vec::new()).collect();
+    for (i, (p, _)) in problems.iter().enumerate() {
+        for (k, s) in strategies.iter().enumerate() {
+            progress(&format!(
+                "problem {}/{}: {}",
+                i + 1,
+                problems.len(),
+                s.name()
+            ));
+            runs[k].push(s.solve(cx, p)?);
+        }
+    }
+    let mut out: Vec<StrategyCost> = Vec::new();
+    for (s, sols) in strategies.iter().zip(&runs) {
+        let per_tok: Vec<f64> = sols
+            .iter()
+            .map(|x| x.stats.wall_ms / x.stats.generated_tokens.max(1) as f64)
+            .collect();
+        let shares: Vec<f64> = sols
+            .iter()
+            .map(|x| x.scoring_ms / x.stats.wall_ms.max(1e-9))
+            .collect();
+        let graded: Vec<bool> = sols
+            .iter()
+            .zip(problems)
+            .filter_map(|(x, (_, gold))| {
+                gold.as_ref().map(|g| {
+                    x.answer
+                        .as_deref()
+                        .is_some_and(|a| ponder_search::answer::equivalent(a, g))
+                })
+            })
+            .collect();
+        let ms = median(&per_tok);
+        let calls: u64 = sols.iter().map(|x| x.stats.decode_calls).sum();
+        let occupied: f64 = sols
+            .iter()
+            .map(|x| x.stats.mean_batch_occupancy * x.stats.decode_calls as f64)
+            .sum();
+        out.push(StrategyCost {
+            strategy: s.name(),
+            problems: sols.len(),
+            ms_per_token: ms,
+            ratio_vs_baseline: ms / out.first().map_or(ms, |b| b.ms_per_token),
+            generated_tokens: sols.iter().map(|x| x.stats.generated_tokens).sum(),
+            wall_ms: sols.iter().map(|x| x.stats.wall_ms).sum(),
+            scorer_share: median(&shares),
+            scorer_tokens: sols
+                .iter()
+                .filter_map(|x| x.scorer_stats.as_ref().map(|s| s.decoded_tokens))
+                .sum(),
+            mean_batch: occupied / calls.max(1) as f64,
+            accuracy: (!graded.is_empty())
+                .then(|| graded.iter().filter(|&&c| c).count() as f64 / graded.len() as f64),
+            runs: per_tok,
+        });
+    }
+    Ok(out)
+}

@@ -30,6 +30,8 @@ enum Command {
     Bench(BenchArgs),
     /// Run strategies over a dataset: records, summary tables and an accuracy-vs-tokens plot.
     Eval(EvalArgs),
+    /// Compare strategies' wall time per generated token on real problems (first is the baseline).
+    BenchSearch(BenchSearchArgs),
     /// Download the default model into the cache and print its path.
     FetchModel,
 }
@@ -343,6 +345,25 @@ struct EvalArgs {
 }
 
 #[derive(Args)]
+struct BenchSearchArgs {
+    /// Comma-separated strategies; the first is the baseline of the ratios.
+    #[arg(long, default_value = "best-of-n,beam", value_delimiter = ',')]
+    strategies: Vec<String>,
+    /// JSONL dataset (default: the GSM8K test set shipped in data/).
+    #[arg(long, default_value = "data/gsm8k/test.jsonl")]
+    dataset: PathBuf,
+    /// Problems (the first K of the dataset).
+    #[arg(long, default_value_t = 6)]
+    problems: usize,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct BenchArgs {
     #[command(flatten)]
     model: ModelArgs,
@@ -370,6 +391,7 @@ fn main() -> ExitCode {
         Command::Solve(a) => solve(a),
         Command::Bench(a) => bench(a),
         Command::Eval(a) => eval(a),
+        Command::BenchSearch(a) => bench_search(a),
         Command::FetchModel => ponder::models::default_model()
             .map(|p| println!("{}", p.display()))
             .map_err(Into::into),
@@ -544,6 +566,90 @@ fn bench(a: BenchArgs) -> Result<()> {
             r.ratio_vs_sequential
         );
     }
+    Ok(())
+}
+
+fn bench_search(a: BenchSearchArgs) -> Result<()> {
+    use ponder::eval::dataset;
+    let opts = a.run.options()?;
+    let strategies = a
+        .strategies
+        .iter()
+        .map(|s| search::build(s.trim(), &opts))
+        .collect::<Result<Vec<_>, _>>()?;
+    if a.problems == 0 {
+        bail!("invalid --problems: 0 (must be ≥ 1)");
+    }
+    let data = dataset::load(&a.dataset, None, dataset::OnBadLine::Stop)?;
+    let problems: Vec<(Problem, Option<String>)> = data
+        .items
+        .iter()
+        .take(a.problems)
+        .map(|i| {
+            (
+                Problem::new(i.index, i.question.clone()),
+                Some(i.gold.clone()),
+            )
+        })
+        .collect();
+    let branches = strategies.iter().map(|s| s.sequences()).max().unwrap_or(1);
+    let longest = problems
+        .iter()
+        .map(|p| p.0.question.len())
+        .max()
+        .unwrap_or(0);
+    let pb = spinner("loading the model");
+    let engine = load_engine(&a.model, 1, branches, longest, a.run.max_tokens)?;
+    let scorer_engine = a.run.scorer_engine(&a.model, 1, branches, longest)?;
+    let cx = a.run.cx(engine.clone(), scorer_engine)?;
+    let rows = ponder::bench::compare_strategies(&cx, &strategies, &problems, |m| {
+        pb.set_message(m.to_string())
+    })?;
+    pb.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{} · {} · {} problems · scorer {:?} · max {} tokens · seed {}",
+        engine.info().name,
+        dataset_label(&a.dataset),
+        problems.len(),
+        a.run.scorer,
+        a.run.max_tokens,
+        a.run.seed
+    );
+    println!(
+        "{:<18} {:>10} {:>8} {:>9} {:>9} {:>7} {:>8} {:>10} {:>8}",
+        "strategy",
+        "ms/token",
+        "ratio",
+        "tokens",
+        "wall s",
+        "batch",
+        "scorer%",
+        "scorer tok",
+        "correct"
+    );
+    for r in &rows {
+        println!(
+            "{:<18} {:>10.2} {:>8.3} {:>9} {:>9.1} {:>7.1} {:>7.1}% {:>10} {:>8}",
+            r.strategy,
+            r.ms_per_token,
+            r.ratio_vs_baseline,
+            r.generated_tokens,
+            r.wall_ms / 1e3,
+            r.mean_batch,
+            100.0 * r.scorer_share,
+            r.scorer_tokens,
+            r.accuracy
+                .map(|x| format!("{:.0}%", 100.0 * x))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "(ms/token and scorer% are medians over problems; ratio = ms/token ÷ the first strategy's)"
+    );
     Ok(())
 }
 

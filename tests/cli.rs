@@ -169,3 +169,103 @@ fn eval_bad_input_is_named_before_any_model_loads() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn step_searches_run_from_the_cli() {
+    for (strategy, scorer) in [
+        ("beam", "verifier"),
+        ("dvts", "self-certainty"),
+        ("mcts", "judge"),
+    ] {
+        let out = ponder(&[
+            "solve",
+            "What is 6 times 7?",
+            "--strategy",
+            strategy,
+            "--scorer",
+            scorer,
+            "--n",
+            "4",
+            "--beam-width",
+            "2",
+            "--iterations",
+            "4",
+            "--max-depth",
+            "3",
+            "--max-tokens",
+            "48",
+            "--threads",
+            "1",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{strategy}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["strategy"].as_str().unwrap().starts_with(strategy));
+        let st = &v["stats"];
+        let (p, g, d) = (
+            st["prompt_tokens"].as_u64().unwrap(),
+            st["generated_tokens"].as_u64().unwrap(),
+            st["decoded_tokens"].as_u64().unwrap(),
+        );
+        assert!(d <= p + g, "{strategy}: decoded {d} > {p} + {g}");
+        assert_eq!(
+            v["scorer_stats"].is_object(),
+            scorer == "judge",
+            "{strategy}"
+        );
+    }
+}
+
+#[test]
+fn step_search_bad_input_is_named() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--strategy", "beam", "--n", "6", "--beam-width", "4"],
+            "4 does not divide n = 6",
+        ),
+        (
+            &["--strategy", "beam", "--scorer", "prm"],
+            "--scorer prm needs --prm",
+        ),
+        (
+            &[
+                "--strategy",
+                "beam",
+                "--scorer",
+                "judge",
+                "--prm-preset",
+                "nope",
+            ],
+            "unknown PRM preset",
+        ),
+        (
+            &["--strategy", "beam", "--scorer", "oracle"],
+            "invalid value 'oracle'",
+        ),
+        (&["--strategy", "beam", "--step-tokens", "0"], "step tokens"),
+        (
+            &[
+                "--strategy",
+                "beam",
+                "--scorer",
+                "prm",
+                "--prm",
+                "/no/such.gguf",
+            ],
+            "/no/such.gguf",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut a = vec!["solve", "What is 6 times 7?", "--max-tokens", "16"];
+        a.extend_from_slice(args);
+        let out = ponder(&a);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

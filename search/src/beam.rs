@@ -154,6 +154,7 @@ impl Strategy for BeamSearch {
             candidates: completed,
             stats: tree.stats(),
             scorer_stats: tree.scorer_stats(),
+            scoring_ms: tree.scoring_ms(),
         })
     }
 }

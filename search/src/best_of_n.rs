@@ -102,7 +102,9 @@ impl Strategy for BestOfN {
             ignore_eog: false,
         };
         session.extend(branches.iter_mut(), &spec)?;
+        let t = std::time::Instant::now();
         let candidates = cx.candidates(problem, &branches)?;
+        let scoring_ms = t.elapsed().as_secs_f64() * 1e3;
         drop(branches); // free the sequences before reading the final stats
         let chosen = select(&candidates, self.vote);
         Ok(Solution {
@@ -113,6 +115,7 @@ impl Strategy for BestOfN {
             candidates,
             stats: session.stats(),
             scorer_stats: None,
+            scoring_ms,
         })
     }
 }

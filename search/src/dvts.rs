@@ -130,6 +130,7 @@ impl Strategy for Dvts {
             candidates,
             stats: tree.stats(),
             scorer_stats: tree.scorer_stats(),
+            scoring_ms: tree.scoring_ms(),
         })
     }
 }

@@ -87,7 +87,7 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             vote: o.vote.unwrap_or(Vote::Majority),
             stop: Vec::new(),
         }),
-        "beam" => Box::new(BeamSearch {
+        "beam" => Box::new(checked(BeamSearch {
             n: o.n,
             width: o.width,
             iterations: o.iterations.unwrap_or(40),
@@ -97,8 +97,8 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             steps: o.steps.clone(),
             vote: o.vote.unwrap_or(Vote::Naive),
             ..BeamSearch::default()
-        }),
-        "dvts" => Box::new(Dvts {
+        })?),
+        "dvts" => Box::new(checked(Dvts {
             n: o.n,
             width: o.width,
             iterations: o.iterations.unwrap_or(40),
@@ -107,8 +107,8 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             max_tokens: o.max_tokens,
             steps: o.steps.clone(),
             vote: o.vote.unwrap_or(Vote::Naive),
-        }),
-        "mcts" => Box::new(Mcts {
+        })?),
+        "mcts" => Box::new(checked(Mcts {
             iterations: o.n,
             width: o.width,
             max_depth: o.max_depth,
@@ -118,7 +118,37 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             max_tokens: o.max_tokens,
             steps: o.steps.clone(),
             vote: o.vote.unwrap_or(Vote::Majority),
-        }),
+        })?),
         other => return Err(SearchError::UnknownStrategy(other.to_string())),
     })
+}
+
+/// Settings a strategy can check before any model is loaded.
+trait Check {
+    fn check(&self) -> Result<(), SearchError>;
+}
+
+impl Check for BeamSearch {
+    fn check(&self) -> Result<(), SearchError> {
+        beam::check_width(self.n, self.width, self.iterations)?;
+        self.steps.validate()
+    }
+}
+
+impl Check for Dvts {
+    fn check(&self) -> Result<(), SearchError> {
+        beam::check_width(self.n, self.width, self.iterations)?;
+        self.steps.validate()
+    }
+}
+
+impl Check for Mcts {
+    fn check(&self) -> Result<(), SearchError> {
+        self.validate()?;
+        self.steps.validate()
+    }
+}
+
+fn checked<S: Check>(s: S) -> Result<S, SearchError> {
+    s.check().map(|()| s)
 }

@@ -195,6 +195,7 @@ impl Mcts {
             candidates: paths,
             stats: tree.stats(),
             scorer_stats: tree.scorer_stats(),
+            scoring_ms: tree.scoring_ms(),
         };
         Ok((sol, nodes))
     }

@@ -167,6 +167,9 @@ pub struct Solution {
     /// from the policy's `stats`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scorer_stats: Option<Stats>,
+    /// Wall time spent inside scorer calls (step-level searches), in ms.
+    #[serde(default)]
+    pub scoring_ms: f64,
     /// True when a budget, deadline or cancel cut the search short.
     pub truncated: bool,
 }

@@ -84,6 +84,7 @@ pub(crate) struct Tree<'a> {
     steps: &'a Steps,
     max_tokens: usize,
     scorer_stats: std::cell::Cell<Option<Stats>>,
+    scoring: std::cell::Cell<std::time::Duration>,
 }
 
 impl<'a> Tree<'a> {
@@ -102,6 +103,7 @@ impl<'a> Tree<'a> {
         GenSpec::new(sampling, max_tokens).validate()?;
         let session = cx.session(problem);
         let branch = session.prefill(&cx.prompt(problem)?)?;
+        let t = std::time::Instant::now();
         let track = cx
             .scorer
             .track(&problem.question)
@@ -114,6 +116,7 @@ impl<'a> Tree<'a> {
             steps,
             max_tokens,
             scorer_stats: std::cell::Cell::new(track.stats()),
+            scoring: std::cell::Cell::new(t.elapsed()),
         };
         let root = Node {
             branch,
@@ -142,10 +145,12 @@ impl<'a> Tree<'a> {
         branches
             .into_iter()
             .map(|branch| {
+                let t = std::time::Instant::now();
                 let track = parent
                     .track
                     .fork()
                     .map_err(|e| scoring(parent.depth, vec![parent.branch.id()], e))?;
+                self.scoring.set(self.scoring.get() + t.elapsed());
                 Ok(Node {
                     branch,
                     track,
@@ -265,10 +270,12 @@ impl<'a> Tree<'a> {
                     .with_certainty(branch.certainty()),
             });
         }
+        let t = std::time::Instant::now();
         let values = self.cx.scorer.score_steps(&mut items).map_err(|e| {
             let who = e.item.map_or(ids.clone(), |i| vec![ids[i]]);
             scoring(depth, who, e)
         })?;
+        self.scoring.set(self.scoring.get() + t.elapsed());
         drop(items);
         drop(refs);
         for (n, v) in nodes.iter_mut().zip(values) {
@@ -320,6 +327,11 @@ impl<'a> Tree<'a> {
     /// The policy's cost on this problem.
     pub fn stats(&self) -> Stats {
         self.session.stats()
+    }
+
+    /// Wall time spent in the scorer (track starts, forks and step scoring), in ms.
+    pub fn scoring_ms(&self) -> f64 {
+        self.scoring.get().as_secs_f64() * 1e3
     }
 
     /// A model-backed scorer's cost on this problem (as of its last scoring).
