@@ -153,8 +153,9 @@ pub struct StrategyCost {
     pub wall_ms: f64,
     /// Median over problems of the share of wall time spent in the scorer.
     pub scorer_share: f64,
-    /// Tokens the scorer's model evaluated (PRM / judge), summed.
-    pub scorer_tokens: u64,
+    /// Tokens the scorer's model evaluated (PRM / judge), summed; None where the strategy
+    /// does not report them (Best-of-N scores whole texts in one call).
+    pub scorer_tokens: Option<u64>,
     pub mean_batch: f64,
     pub accuracy: Option<f64>,
     /// Every problem's ms per token, in order.
@@ -219,7 +220,7 @@ pub fn compare_strategies(
             scorer_share: median(&shares),
             scorer_tokens: sols
                 .iter()
-                .filter_map(|x| x.scorer_stats.as_ref().map(|s| s.decoded_tokens))
+                .map(|x| x.scorer_stats.as_ref().map(|s| s.decoded_tokens))
                 .sum(),
             mean_batch: occupied / calls.max(1) as f64,
             accuracy: (!graded.is_empty())

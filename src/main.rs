@@ -641,7 +641,8 @@ fn bench_search(a: BenchSearchArgs) -> Result<()> {
             r.wall_ms / 1e3,
             r.mean_batch,
             100.0 * r.scorer_share,
-            r.scorer_tokens,
+            r.scorer_tokens
+                .map_or_else(|| "n/a".to_string(), |t| t.to_string()),
             r.accuracy
                 .map(|x| format!("{:.0}%", 100.0 * x))
                 .unwrap_or_default()

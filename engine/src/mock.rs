@@ -110,6 +110,15 @@ pub struct MockCounters {
     pub tokens: AtomicU64,
     pub max_batch: AtomicU64,
     pub live_seqs: AtomicU64,
+    /// The most sequences ever holding tokens at once.
+    pub peak_seqs: AtomicU64,
+}
+
+impl MockCounters {
+    /// The most sequences ever holding tokens at once.
+    pub fn max_live_seqs(&self) -> u64 {
+        self.peak_seqs.load(Relaxed)
+    }
 }
 
 /// Mock backend settings.
@@ -144,6 +153,12 @@ pub struct MockBackend {
 }
 
 impl MockBackend {
+    fn count_live(&self) {
+        let n = self.seqs.iter().filter(|s| !s.is_empty()).count() as u64;
+        self.counters.live_seqs.store(n, Relaxed);
+        self.counters.peak_seqs.fetch_max(n, Relaxed);
+    }
+
     pub fn new(cfg: MockConfig) -> Self {
         Self {
             info: BackendInfo {
@@ -215,6 +230,7 @@ impl Backend for MockBackend {
         c.decode_calls.fetch_add(1, Relaxed);
         c.tokens.fetch_add(batch.len() as u64, Relaxed);
         c.max_batch.fetch_max(batch.len() as u64, Relaxed);
+        self.count_live();
         Ok(())
     }
 
@@ -233,19 +249,13 @@ impl Backend for MockBackend {
             )));
         }
         d.extend_from_slice(&from[..len as usize]);
-        self.counters.live_seqs.store(
-            self.seqs.iter().filter(|s| !s.is_empty()).count() as u64,
-            Relaxed,
-        );
+        self.count_live();
         Ok(())
     }
 
     fn truncate_seq(&mut self, seq: SeqId, from: u32) -> Result<()> {
         self.seq(seq)?.truncate(from as usize);
-        self.counters.live_seqs.store(
-            self.seqs.iter().filter(|s| !s.is_empty()).count() as u64,
-            Relaxed,
-        );
+        self.count_live();
         Ok(())
     }
 

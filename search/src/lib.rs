@@ -118,6 +118,7 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             max_tokens: o.max_tokens,
             steps: o.steps.clone(),
             vote: o.vote.unwrap_or(Vote::Majority),
+            ..Mcts::default()
         })?),
         other => return Err(SearchError::UnknownStrategy(other.to_string())),
     })

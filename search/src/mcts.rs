@@ -5,7 +5,9 @@
 //! step and emits that path as a candidate; the answer is a vote over the paths.
 //!
 //! Nodes fork through the KV cache; an expanded node's branch is released (its children
-//! hold the shared prefix), so live sequences are the unexpanded leaves.
+//! hold the shared prefix), so live sequences are the unexpanded leaves. When more than
+//! `max_live` leaves would be alive, the lowest-valued older leaves are pruned (their
+//! sequences released; selection skips them), so the search fits a fixed sequence budget.
 
 use crate::beam::check_sequences;
 use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
@@ -23,6 +25,8 @@ pub struct Mcts {
     pub width: usize,
     /// Most steps on a path; the step at this depth runs to end of generation.
     pub max_depth: usize,
+    /// Most unexpanded leaves kept alive (each holds a KV sequence).
+    pub max_live: usize,
     /// PUCT constants (openr / AlphaZero): c_base 19652, c_init 1.25.
     pub c_base: f64,
     pub c_init: f64,
@@ -39,6 +43,7 @@ impl Default for Mcts {
             iterations: 8,
             width: 4,
             max_depth: 16,
+            max_live: 48,
             c_base: 19652.0,
             c_init: 1.25,
             sampling: SamplingParams {
@@ -64,6 +69,8 @@ pub struct TreeNode {
     pub visits: u32,
     pub value_sum: f64,
     pub terminal: bool,
+    /// Released to stay within `max_live`; never selected again.
+    pub pruned: bool,
     pub depth: usize,
 }
 
@@ -97,6 +104,12 @@ impl Mcts {
         if self.max_depth == 0 {
             return Err(invalid("max depth", "0 (must be ≥ 1)"));
         }
+        if self.max_live < self.width {
+            return Err(invalid(
+                "max live leaves",
+                format!("{} is fewer than the width {}", self.max_live, self.width),
+            ));
+        }
         if !(self.c_base > 0.0) || !self.c_init.is_finite() {
             return Err(invalid(
                 "PUCT constants",
@@ -123,7 +136,7 @@ impl Mcts {
         problem: &Problem,
     ) -> Result<(Solution, Vec<TreeNode>), SearchError> {
         self.validate()?;
-        check_sequences(cx, self.width + 1)?;
+        check_sequences(cx, self.sequences())?;
         let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
         let mut slots = vec![Slot {
             info: TreeNode {
@@ -134,6 +147,7 @@ impl Mcts {
                 visits: 0,
                 value_sum: 0.0,
                 terminal: false,
+                pruned: false,
                 depth: 0,
             },
             node: Some(root),
@@ -142,11 +156,15 @@ impl Mcts {
         let mut paths = Vec::new();
         let mut truncated = false;
         for _ in 0..self.iterations {
+            if exhausted(&slots, 0) {
+                break; // every leaf was pruned or finished and every path walked
+            }
             let mut cur = 0;
             let mut path = vec![0];
             while !slots[cur].info.terminal {
                 if slots[cur].info.children.is_empty() {
                     truncated |= self.expand(&tree, &mut slots, cur)?;
+                    self.prune(&mut slots, cur);
                 }
                 let pv = slots[cur].info.visits;
                 let best = slots[cur]
@@ -154,6 +172,7 @@ impl Mcts {
                     .children
                     .iter()
                     .copied()
+                    .filter(|&c| !exhausted(&slots, c))
                     .fold(None, |b: Option<(usize, f64)>, c| {
                         let s = self.puct(pv, &slots[c].info);
                         match b {
@@ -161,8 +180,10 @@ impl Mcts {
                             _ => Some((c, s)),
                         }
                     })
-                    .map(|(c, _)| c)
-                    .expect("an expansion yields a child");
+                    .map(|(c, _)| c);
+                let Some(best) = best else {
+                    break; // all children pruned: the path ends here
+                };
                 cur = best;
                 path.push(cur);
                 if truncated {
@@ -174,12 +195,11 @@ impl Mcts {
                 slots[i].info.visits += 1;
                 slots[i].info.value_sum += v;
             }
-            let cand = match (&slots[cur].candidate, &slots[cur].node) {
-                (Some(c), _) => c.clone(),
-                (None, Some(n)) => tree.candidate(n),
-                (None, None) => unreachable!("a leaf keeps its branch or its text"),
-            };
-            paths.push(cand);
+            match (&slots[cur].candidate, &slots[cur].node) {
+                (Some(c), _) => paths.push(c.clone()),
+                (None, Some(n)) => paths.push(tree.candidate(n)),
+                (None, None) => {} // a dead end after pruning: no text to offer
+            }
             if truncated {
                 break;
             }
@@ -240,6 +260,7 @@ impl Mcts {
                 visits: 0,
                 value_sum: 0.0,
                 terminal,
+                pruned: false,
                 depth,
             };
             let id = slots.len();
@@ -259,14 +280,48 @@ impl Mcts {
     }
 }
 
+impl Mcts {
+    /// Release the lowest-valued live leaves beyond `max_live`, sparing the children of
+    /// `fresh` (just expanded: the walk continues among them).
+    fn prune(&self, slots: &mut [Slot], fresh: usize) {
+        let mut live: Vec<usize> = (0..slots.len())
+            .filter(|&i| slots[i].node.is_some() && slots[i].info.parent != Some(fresh))
+            .collect();
+        let fresh_live = slots[fresh]
+            .info
+            .children
+            .iter()
+            .filter(|&&c| slots[c].node.is_some())
+            .count();
+        let over = (live.len() + fresh_live).saturating_sub(self.max_live);
+        if over == 0 {
+            return;
+        }
+        live.sort_by(|&a, &b| slots[a].info.q().total_cmp(&slots[b].info.q()));
+        for &i in live.iter().take(over) {
+            slots[i].node = None;
+            slots[i].info.pruned = true;
+        }
+    }
+}
+
+/// A node no walk can use any more: pruned, or expanded with every child exhausted.
+fn exhausted(slots: &[Slot], i: usize) -> bool {
+    let n = &slots[i].info;
+    n.pruned
+        || (!n.terminal
+            && slots[i].node.is_none()
+            && n.children.iter().all(|&c| exhausted(slots, c)))
+}
+
 impl Strategy for Mcts {
     fn name(&self) -> String {
         format!("mcts-{}x{}", self.iterations, self.width)
     }
 
     fn sequences(&self) -> usize {
-        // Unexpanded leaves: at most (W-1) per level of each path, plus one expansion.
-        (1 + self.iterations * self.max_depth * self.width.saturating_sub(1) + self.width).min(256)
+        // Live leaves (capped), plus a node being expanded into W children.
+        self.max_live.max(self.width) + self.width + 1
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {

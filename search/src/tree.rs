@@ -214,9 +214,8 @@ impl<'a> Tree<'a> {
             &spec,
         )?;
         let texts: Vec<String> = nodes.iter().map(|n| n.branch.text()).collect();
-        for (n, &(tok0, _)) in nodes.iter_mut().zip(&before) {
-            let new = &n.branch.logprobs()[tok0..];
-            let known: Vec<f64> = new
+        for (n, (&(tok0, b0), text)) in nodes.iter_mut().zip(before.iter().zip(&texts)) {
+            let known: Vec<f64> = n.branch.logprobs()[tok0..]
                 .iter()
                 .filter(|l| l.is_finite())
                 .map(|&l| l as f64)
@@ -227,20 +226,14 @@ impl<'a> Tree<'a> {
                 known.iter().sum::<f64>() / known.len() as f64
             };
             n.depth += 1;
-            let total = n.branch.tokens().len();
-            n.done = to_end
-                || match n.branch.finish() {
-                    Some(Finish::Eog) | None => true,
-                    Some(Finish::Stop(_)) => false,
-                    Some(Finish::MaxTokens) => total >= max_tokens,
-                    Some(Finish::Budget | Finish::Deadline | Finish::Cancelled) => true,
-                };
-        }
-        // An empty step ends a path (SAL): nothing more will come.
-        for (n, (&(tok0, b0), text)) in nodes.iter_mut().zip(before.iter().zip(&texts)) {
-            if n.branch.tokens().len() == tok0 || text[b0.min(text.len())..].trim().is_empty() {
-                n.done = true;
-            }
+            let ended = match n.branch.finish() {
+                Some(Finish::Stop(_)) => false,
+                Some(Finish::MaxTokens) => n.branch.tokens().len() >= max_tokens,
+                _ => true, // end of generation, or the budget, deadline or cancel
+            };
+            // An empty step ends a path too (SAL): nothing more will come.
+            let empty = text[b0.min(text.len())..].trim().is_empty();
+            n.done = to_end || ended || empty;
         }
         self.score(nodes, &before, &texts)
     }

@@ -185,6 +185,7 @@ fn puct_matches_the_formula() {
         visits: 1,
         value_sum: 0.8,
         terminal: false,
+        pruned: false,
         depth: 1,
     };
     // Q = 0.8; explore = ln((4 + 19652 + 1) / 19652) + 1.25; bonus = 0.5 · 2 / 2 · explore.
@@ -233,6 +234,29 @@ fn mcts_visits_concentrate_on_the_high_value_child() {
         with_right >= 4,
         "{with_right}/6 problems sampled the right step"
     );
+}
+
+#[test]
+fn mcts_prunes_the_weakest_leaves_to_stay_within_its_sequences() {
+    // Width 4 over many paths would keep dozens of leaves alive; max_live 6 caps them.
+    let counters = Arc::new(MockCounters::default());
+    let cx = Cx::new(engine(0.4, counters.clone())).with_scorer(ArithmeticVerifier::default());
+    let m = Mcts {
+        max_live: 6,
+        ..mcts(12, 4)
+    };
+    let (sol, tree) = m.search(&cx, &Problem::new(3, "q")).unwrap();
+    let live = tree
+        .iter()
+        .filter(|n| !n.terminal && !n.pruned && n.children.is_empty())
+        .count();
+    assert!(live <= 6, "{live} live leaves");
+    assert!(counters.max_live_seqs() <= m.sequences() as u64);
+    assert!(!sol.candidates.is_empty());
+    assert!(tree
+        .iter()
+        .filter(|n| n.pruned)
+        .all(|n| n.visits == 0 || n.children.is_empty()));
 }
 
 #[test]

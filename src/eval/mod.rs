@@ -55,6 +55,8 @@ pub fn record(item: &Item, sol: &ponder_search::Solution, seed: u64) -> Record {
         truncated: sol.truncated,
         candidates: sol.candidates.len(),
         candidates_correct: sol.candidates.iter().filter(|c| right(&c.answer)).count(),
+        scorer_tokens: sol.scorer_stats.as_ref().map_or(0, |s| s.decoded_tokens),
+        scoring_ms: sol.scoring_ms,
     }
 }
 

@@ -26,6 +26,12 @@ pub struct Record {
     pub candidates: usize,
     /// Candidates whose answer matches the gold (any-of-N correct when > 0).
     pub candidates_correct: usize,
+    /// Tokens a model-backed scorer (PRM, judge) evaluated, counted apart.
+    #[serde(default)]
+    pub scorer_tokens: u64,
+    /// Wall time spent in the scorer.
+    #[serde(default)]
+    pub scoring_ms: f64,
 }
 
 impl Record {
@@ -141,6 +147,8 @@ mod tests {
             truncated: false,
             candidates: 1,
             candidates_correct: correct as usize,
+            scorer_tokens: 0,
+            scoring_ms: 0.0,
         }
     }
 

@@ -143,6 +143,8 @@ mod tests {
             truncated: false,
             candidates: 8,
             candidates_correct: correct as usize + (tokens > 150) as usize,
+            scorer_tokens: 0,
+            scoring_ms: 0.0,
         }
     }
 
