@@ -63,6 +63,7 @@ fn beam_dvts_and_mcts_run_with_the_verifier() {
         iterations: 3,
         width: 2,
         max_depth: 4,
+        max_live: 8,
         max_tokens: 96,
         sampling,
         ..Default::default()

@@ -60,7 +60,7 @@ pub(crate) fn check_width(n: usize, width: usize, iterations: usize) -> Result<(
     if width == 0 {
         return Err(invalid("beam width", "0 (must be ≥ 1)"));
     }
-    if n % width != 0 {
+    if !n.is_multiple_of(width) {
         return Err(invalid(
             "beam width",
             format!("{width} does not divide n = {n} (n must be a multiple of the width)"),
@@ -77,7 +77,10 @@ pub(crate) fn check_sequences(cx: &Cx, need: usize) -> Result<(), SearchError> {
     if need > max {
         return Err(invalid(
             "n",
-            format!("this search holds up to {need} sequences at once, more than the {max} the engine has (n_seq_max)"),
+            format!(
+                "this search holds up to {need} sequences at once, more than the {max} \
+                 the engine has (n_seq_max): lower it or load the engine with more sequences"
+            ),
         ));
     }
     Ok(())

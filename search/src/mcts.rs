@@ -110,7 +110,7 @@ impl Mcts {
                 format!("{} is fewer than the width {}", self.max_live, self.width),
             ));
         }
-        if !(self.c_base > 0.0) || !self.c_init.is_finite() {
+        if self.c_base.is_nan() || self.c_base <= 0.0 || !self.c_init.is_finite() {
             return Err(invalid(
                 "PUCT constants",
                 format!(

@@ -27,7 +27,7 @@ pub enum SearchError {
         step: usize,
         branches: Vec<u64>,
         #[source]
-        source: ScoreError,
+        source: Box<ScoreError>,
     },
 }
 

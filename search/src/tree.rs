@@ -337,6 +337,6 @@ pub(crate) fn scoring(step: usize, branches: Vec<u64>, source: ScoreError) -> Se
     SearchError::Scoring {
         step,
         branches,
-        source,
+        source: Box::new(source),
     }
 }
