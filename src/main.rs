@@ -95,6 +95,30 @@ struct RunArgs {
     /// Cut steps every K tokens instead of at a delimiter.
     #[arg(long)]
     step_tokens: Option<usize>,
+    /// spec-rejection: share of the pool rejected each round, in [0, 1).
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// spec-rejection: samples started (default 4 × --n).
+    #[arg(long)]
+    initial: Option<usize>,
+    /// length-vote: bucket width D in reasoning steps (lines).
+    #[arg(long, default_value_t = 2)]
+    length_width: usize,
+    /// length-vote: buckets kept K (lowest answer entropy).
+    #[arg(long, default_value_t = 3)]
+    length_keep: usize,
+    /// early-exit: tokens of reasoning between probes (C).
+    #[arg(long, default_value_t = 64)]
+    probe_interval: usize,
+    /// early-exit: consecutive agreeing probes needed (W).
+    #[arg(long, default_value_t = 3)]
+    probe_window: usize,
+    /// certainty-vote: samples per wave.
+    #[arg(long, default_value_t = 4)]
+    wave: usize,
+    /// certainty-vote: stop once certaindex (1 − H/ln n) reaches this.
+    #[arg(long, default_value_t = 0.7)]
+    certainty: f64,
     #[arg(long, default_value_t = 0.8)]
     temperature: f32,
     #[arg(long, default_value_t = 1.0)]
@@ -196,6 +220,14 @@ impl RunArgs {
             c_base: self.puct_c_base,
             c_init: self.puct_c_init,
             steps,
+            alpha: self.alpha,
+            initial: self.initial,
+            length_width: self.length_width,
+            length_keep: self.length_keep,
+            probe_interval: self.probe_interval,
+            probe_window: self.probe_window,
+            wave: self.wave,
+            certainty: self.certainty,
         })
     }
 
@@ -299,7 +331,8 @@ fn load_engine(
 struct SolveArgs {
     /// The question.
     question: String,
-    /// greedy | best-of-n | beam | dvts | mcts
+    /// greedy | best-of-n | beam | dvts | mcts | spec-rejection | length-vote | early-exit |
+    /// certainty-vote
     #[arg(long, default_value = "best-of-n")]
     strategy: String,
     #[command(flatten)]

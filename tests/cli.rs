@@ -269,3 +269,39 @@ fn step_search_bad_input_is_named() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn token_saving_strategies_run_from_the_cli() {
+    for (strategy, extra) in [
+        ("spec-rejection", &["--initial", "8", "--alpha", "0.5"][..]),
+        ("length-vote", &["--n", "4"][..]),
+        ("early-exit", &["--probe-interval", "16", "--probe-window", "2"][..]),
+        ("certainty-vote", &["--n", "8", "--wave", "4"][..]),
+    ] {
+        let mut args = vec![
+            "solve",
+            "What is 6 times 7?",
+            "--strategy",
+            strategy,
+            "--max-tokens",
+            "48",
+            "--threads",
+            "1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = ponder(&args);
+        assert!(
+            out.status.success(),
+            "{strategy}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["strategy"].as_str().unwrap().starts_with(strategy));
+        assert!(!v["candidates"].as_array().unwrap().is_empty());
+        let st = &v["stats"];
+        assert!(st["generated_tokens"].as_u64().unwrap() > 0, "{strategy}");
+    }
+    let out = ponder(&["solve", "q", "--strategy", "spec-rejection", "--alpha", "1"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("alpha"));
+}

@@ -6,7 +6,7 @@ use crate::error::{EngineError, Result};
 use crate::sampling::derive_seed;
 use crate::stats::{Budget, Counters, Stats};
 use crate::worker::{
-    AppendItem, Chunk, Cmd, ExtendItem, Finish, GenSpec, SessionShared, Worker, WorkerOptions,
+    AppendItem, Capacity, Chunk, Cmd, ExtendItem, Finish, GenSpec, SessionShared, Worker, WorkerOptions,
 };
 use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::Mutex;
@@ -118,6 +118,13 @@ impl Engine {
         self.send(Cmd::Call(Box::new(move |b| {
             let _ = tx.send(f(b));
         })))?;
+        rx.recv().map_err(|_| EngineError::Stopped)
+    }
+
+    /// KV cells and sequence ids in use and free, as the worker accounts them now.
+    pub fn capacity(&self) -> Result<Capacity> {
+        let (tx, rx) = bounded(1);
+        self.send(Cmd::Capacity(tx))?;
         rx.recv().map_err(|_| EngineError::Stopped)
     }
 

@@ -48,7 +48,7 @@ pub use engine::{Branch, Engine, Session};
 pub use error::{EngineError, Result};
 pub use sampling::SamplingParams;
 pub use stats::{Budget, Stats};
-pub use worker::{Finish, GenSpec, WorkerOptions};
+pub use worker::{Capacity, Finish, GenSpec, WorkerOptions};
 
 #[cfg(feature = "llama")]
 impl Engine {

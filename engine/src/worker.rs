@@ -196,6 +196,28 @@ pub(crate) enum Cmd {
         reply: Sender<Result<Vec<f32>>>,
     },
     Call(BackendCall),
+    Capacity(Sender<Capacity>),
+}
+
+/// What the engine holds right now: KV cells and sequence ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Capacity {
+    /// KV cells in all.
+    pub n_ctx: usize,
+    /// Cells holding tokens (a prefix shared by forks counts once).
+    pub used: usize,
+    /// Cells promised to running work (prompts, appends, generation up to its cap).
+    pub reserved: usize,
+    pub n_seq_max: usize,
+    /// Sequence ids free now.
+    pub free_seqs: usize,
+}
+
+impl Capacity {
+    /// Cells neither used nor promised.
+    pub fn free_cells(&self) -> usize {
+        self.n_ctx.saturating_sub(self.used + self.reserved)
+    }
 }
 
 /// Options of the worker's scheduler.
@@ -498,6 +520,15 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Cmd::Call(f) => f(self.backend.as_ref()),
+            Cmd::Capacity(reply) => {
+                let _ = reply.send(Capacity {
+                    n_ctx: self.n_ctx,
+                    used: self.cells.used,
+                    reserved: self.cells.reserved,
+                    n_seq_max: self.seqs.len(),
+                    free_seqs: self.free_ids.len(),
+                });
+            }
         }
     }
 

@@ -1,7 +1,9 @@
 //! Best-of-N: N independent samples from one prefilled prompt, then a vote.
 //! Greedy decoding is the N = 1, temperature-0 case.
 
-use crate::strategy::{invalid, was_truncated, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{
+    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
+};
 use crate::vote::{select, Vote};
 use ponder_engine::{GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
@@ -89,23 +91,13 @@ impl Strategy for BestOfN {
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate(cx)?;
-        let session = cx.session(problem);
-        let prompt = cx.prompt(problem)?;
-        // The prompt is evaluated once; the root is the first branch, N-1 forks share its KV.
-        let root = session.prefill(&prompt)?;
-        let mut branches = root.fork(self.n - 1)?;
-        branches.insert(0, root);
         let spec = GenSpec {
             sampling: self.sampling,
             max_tokens: self.max_tokens,
             stop: self.stop.clone(),
             ignore_eog: false,
         };
-        session.extend(branches.iter_mut(), &spec)?;
-        let t = std::time::Instant::now();
-        let candidates = cx.candidates(problem, &branches)?;
-        let scoring_ms = t.elapsed().as_secs_f64() * 1e3;
-        drop(branches); // free the sequences before reading the final stats
+        let (candidates, stats, scoring_ms) = sample(cx, problem, self.n, &spec)?;
         let chosen = select(&candidates, self.vote);
         Ok(Solution {
             strategy: self.name(),
@@ -113,9 +105,33 @@ impl Strategy for BestOfN {
             chosen,
             truncated: was_truncated(&candidates),
             candidates,
-            stats: session.stats(),
+            stats,
             scorer_stats: None,
             scoring_ms,
         })
     }
+}
+
+/// N independent samples of one problem, scored: the prompt is evaluated once, the root
+/// is the first branch and N−1 forks share its KV. Returns the candidates, the problem's
+/// stats (read after every branch is released) and the time spent scoring (ms).
+pub(crate) fn sample(
+    cx: &Cx,
+    problem: &Problem,
+    n: usize,
+    spec: &GenSpec,
+) -> Result<(Vec<Candidate>, ponder_engine::Stats, f64), SearchError> {
+    if n == 0 {
+        return Err(invalid("n", "0 (must be ≥ 1)"));
+    }
+    let session = cx.session(problem);
+    let root = session.prefill(&cx.prompt(problem)?)?;
+    let mut branches = root.fork(n - 1)?;
+    branches.insert(0, root);
+    session.extend(branches.iter_mut(), spec)?;
+    let t = std::time::Instant::now();
+    let candidates = cx.candidates(problem, &branches)?;
+    let scoring_ms = t.elapsed().as_secs_f64() * 1e3;
+    drop(branches); // free the sequences before reading the final stats
+    Ok((candidates, session.stats(), scoring_ms))
 }

@@ -14,16 +14,24 @@
 pub mod answer;
 mod beam;
 mod best_of_n;
+mod certainty_vote;
 mod dvts;
+pub mod early_exit;
+pub mod length_vote;
 mod mcts;
+mod spec_rejection;
 mod strategy;
 mod tree;
 pub mod vote;
 
 pub use beam::BeamSearch;
 pub use best_of_n::BestOfN;
+pub use certainty_vote::CertaintyVote;
 pub use dvts::Dvts;
+pub use early_exit::EarlyExit;
+pub use length_vote::LengthVote;
 pub use mcts::{Mcts, TreeNode};
+pub use spec_rejection::{Round, SpecRejection};
 pub use strategy::{Candidate, Cx, Problem, SearchError, Solution, Strategy, MATH_SYSTEM_PROMPT};
 pub use tree::{StepUnit, Steps};
 pub use vote::Vote;
@@ -31,7 +39,17 @@ pub use vote::Vote;
 use ponder_engine::SamplingParams;
 
 /// Names accepted by [`build`].
-pub const STRATEGY_NAMES: &[&str] = &["greedy", "best-of-n", "beam", "dvts", "mcts"];
+pub const STRATEGY_NAMES: &[&str] = &[
+    "greedy",
+    "best-of-n",
+    "beam",
+    "dvts",
+    "mcts",
+    "spec-rejection",
+    "length-vote",
+    "early-exit",
+    "certainty-vote",
+];
 
 /// Plain settings shared by the strategies, as the CLI and `ponder eval` give them.
 /// Each strategy reads the ones it has; `None` means the strategy's own default.
@@ -55,6 +73,18 @@ pub struct StrategyOptions {
     pub c_base: f64,
     pub c_init: f64,
     pub steps: Steps,
+    /// Speculative rejection: share rejected per round, samples started (default 4·n).
+    pub alpha: f64,
+    pub initial: Option<usize>,
+    /// Length-filtered vote: bucket width D (steps) and buckets kept K.
+    pub length_width: usize,
+    pub length_keep: usize,
+    /// Early exit: tokens between probes (C) and agreeing probes needed (W).
+    pub probe_interval: usize,
+    pub probe_window: usize,
+    /// Certainty vote: samples per wave and the certaindex to stop at.
+    pub wave: usize,
+    pub certainty: f64,
 }
 
 impl Default for StrategyOptions {
@@ -72,6 +102,14 @@ impl Default for StrategyOptions {
             c_base: mcts.c_base,
             c_init: mcts.c_init,
             steps: Steps::default(),
+            alpha: SpecRejection::default().alpha,
+            initial: None,
+            length_width: LengthVote::default().width,
+            length_keep: LengthVote::default().keep,
+            probe_interval: EarlyExit::default().chunk,
+            probe_window: EarlyExit::default().window,
+            wave: CertaintyVote::default().wave,
+            certainty: CertaintyVote::default().threshold,
         }
     }
 }
@@ -120,6 +158,34 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             vote: o.vote.unwrap_or(Vote::Majority),
             ..Mcts::default()
         })?),
+        "spec-rejection" => Box::new(checked(SpecRejection {
+            n: o.initial.unwrap_or(4 * o.n),
+            alpha: o.alpha,
+            sampling: o.sampling,
+            max_tokens: o.max_tokens,
+            ..SpecRejection::default()
+        })?),
+        "length-vote" => Box::new(checked(LengthVote {
+            n: o.n,
+            sampling: o.sampling,
+            max_tokens: o.max_tokens,
+            width: o.length_width,
+            keep: o.length_keep,
+        })?),
+        "early-exit" => Box::new(checked(EarlyExit {
+            chunk: o.probe_interval,
+            window: o.probe_window,
+            sampling: o.sampling,
+            max_tokens: o.max_tokens,
+            ..EarlyExit::default()
+        })?),
+        "certainty-vote" => Box::new(checked(CertaintyVote {
+            n: o.n,
+            wave: o.wave,
+            threshold: o.certainty,
+            sampling: o.sampling,
+            max_tokens: o.max_tokens,
+        })?),
         other => return Err(SearchError::UnknownStrategy(other.to_string())),
     })
 }
@@ -152,4 +218,28 @@ impl Check for Mcts {
 
 fn checked<S: Check>(s: S) -> Result<S, SearchError> {
     s.check().map(|()| s)
+}
+
+impl Check for SpecRejection {
+    fn check(&self) -> Result<(), SearchError> {
+        self.validate()
+    }
+}
+
+impl Check for LengthVote {
+    fn check(&self) -> Result<(), SearchError> {
+        self.validate()
+    }
+}
+
+impl Check for EarlyExit {
+    fn check(&self) -> Result<(), SearchError> {
+        self.validate()
+    }
+}
+
+impl Check for CertaintyVote {
+    fn check(&self) -> Result<(), SearchError> {
+        self.validate()
+    }
 }

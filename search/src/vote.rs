@@ -81,6 +81,48 @@ pub fn select(cands: &[Candidate], vote: Vote) -> Option<usize> {
     best_of(&mut groups[win].3.iter().copied())
 }
 
+/// Shannon entropy (nats) of the answer distribution: answers group by
+/// [`answer_key`]; samples without an answer are left out. None if no sample has one.
+pub fn answer_entropy<'a>(answers: impl IntoIterator<Item = Option<&'a str>>) -> Option<f64> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for a in answers.into_iter().flatten() {
+        let k = answer_key(a);
+        match counts.iter_mut().find(|c| c.0 == k) {
+            Some(c) => c.1 += 1,
+            None => counts.push((k, 1)),
+        }
+    }
+    let n: usize = counts.iter().map(|c| c.1).sum();
+    if n == 0 {
+        return None;
+    }
+    Some(
+        counts
+            .iter()
+            .map(|&(_, c)| {
+                let p = c as f64 / n as f64;
+                -p * p.ln()
+            })
+            .sum(),
+    )
+}
+
+/// Certaindex over answer clusters (Fu et al.): `1 − H / ln n` for n samples, in [0, 1];
+/// 1 when every sample gives the same answer. A sample without an answer is a cluster of
+/// its own (it adds uncertainty). 0 for fewer than two samples.
+pub fn certaindex<'a>(answers: &[Option<&'a str>]) -> f64 {
+    let n = answers.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let mut keys: Vec<String> = Vec::with_capacity(n);
+    for (i, a) in answers.iter().enumerate() {
+        keys.push(a.map_or_else(|| format!("\u{0}none{i}"), answer_key));
+    }
+    let h = answer_entropy(keys.iter().map(|k| Some(k.as_str()))).unwrap_or(0.0);
+    (1.0 - h / (n as f64).ln()).clamp(0.0, 1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +174,23 @@ mod tests {
         ];
         assert_eq!(select(&cs, Vote::Weighted), Some(1));
         assert_eq!(select(&cs, Vote::Majority), Some(0));
+    }
+
+    #[test]
+    fn entropy_and_certaindex_by_hand() {
+        assert_eq!(answer_entropy([Some("3"), Some("3.0")]), Some(0.0));
+        let h = answer_entropy([Some("1"), Some("2"), None]).unwrap();
+        assert!((h - 2f64.ln()).abs() < 1e-12);
+        assert_eq!(answer_entropy([None, None]), None);
+        // 4 samples: 3 × "5", 1 × "7": H = −(¾ ln ¾ + ¼ ln ¼); certaindex = 1 − H / ln 4.
+        let h = -(0.75f64 * 0.75f64.ln() + 0.25 * 0.25f64.ln());
+        let ci = certaindex(&[Some("5"), Some("5"), Some("7"), Some("5")]);
+        assert!((ci - (1.0 - h / 4f64.ln())).abs() < 1e-12);
+        assert_eq!(certaindex(&[Some("5"), Some("$5")]), 1.0);
+        assert!(certaindex(&[Some("1"), Some("2"), Some("3")]).abs() < 1e-12);
+        // Missing answers are separate clusters, not one shared "none".
+        assert!(certaindex(&[None, None]).abs() < 1e-12);
+        assert_eq!(certaindex(&[Some("5")]), 0.0);
     }
 
     #[test]

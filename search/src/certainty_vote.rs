@@ -1,0 +1,94 @@
+//! Self-consistency that stops early (Certaindex, Fu et al.): sample in waves and stop as
+//! soon as the answers agree enough — certaindex `1 − H / ln n` over the answer clusters
+//! passes a threshold — instead of always paying for all N samples.
+
+use crate::strategy::{invalid, was_truncated, Cx, Problem, SearchError, Solution, Strategy};
+use crate::vote::{certaindex, select, Vote};
+use ponder_engine::{GenSpec, SamplingParams};
+use serde::{Deserialize, Serialize};
+
+/// Majority voting over waves of samples, stopped by answer certainty.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertaintyVote {
+    /// Most samples in all.
+    pub n: usize,
+    /// Samples per wave (all of a wave decode together).
+    pub wave: usize,
+    /// Stop once certaindex ≥ this (in (0, 1]; 1 = only unanimous answers stop early).
+    pub threshold: f64,
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+}
+
+impl Default for CertaintyVote {
+    fn default() -> Self {
+        Self {
+            n: 16,
+            wave: 4,
+            threshold: 0.7,
+            sampling: SamplingParams::default(),
+            max_tokens: 512,
+        }
+    }
+}
+
+impl CertaintyVote {
+    pub fn validate(&self) -> Result<(), SearchError> {
+        if self.n == 0 || self.wave == 0 {
+            return Err(invalid("n and wave", "must be ≥ 1"));
+        }
+        if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            return Err(invalid(
+                "certainty threshold",
+                format!("{} (must be in (0, 1])", self.threshold),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Strategy for CertaintyVote {
+    fn name(&self) -> String {
+        format!("certainty-vote-{}", self.n)
+    }
+
+    fn sequences(&self) -> usize {
+        self.wave.min(self.n) + 1
+    }
+
+    fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
+        self.validate()?;
+        let session = cx.session(problem);
+        // The prompt is evaluated once; every wave forks from it.
+        let root = session.prefill(&cx.prompt(problem)?)?;
+        let spec = GenSpec::new(self.sampling, self.max_tokens);
+        let mut candidates = Vec::new();
+        let mut scoring_ms = 0.0;
+        while candidates.len() < self.n {
+            let k = self.wave.min(self.n - candidates.len());
+            let mut wave = root.fork(k)?;
+            session.extend(wave.iter_mut(), &spec)?;
+            let t = std::time::Instant::now();
+            candidates.extend(cx.candidates(problem, &wave)?);
+            scoring_ms += t.elapsed().as_secs_f64() * 1e3;
+            drop(wave);
+            let answers: Vec<Option<&str>> =
+                candidates.iter().map(|c| c.answer.as_deref()).collect();
+            if certaindex(&answers) >= self.threshold || was_truncated(&candidates) {
+                break;
+            }
+        }
+        drop(root);
+        let chosen = select(&candidates, Vote::Majority);
+        Ok(Solution {
+            strategy: self.name(),
+            answer: chosen.and_then(|i| candidates[i].answer.clone()),
+            chosen,
+            truncated: was_truncated(&candidates),
+            candidates,
+            stats: session.stats(),
+            scorer_stats: None,
+            scoring_ms,
+        })
+    }
+}

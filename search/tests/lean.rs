@@ -1,0 +1,279 @@
+//! The "stop overthinking" strategies on the mock backend: speculative rejection's rounds,
+//! length-filtered voting, probe early exit and certainty-stopped voting, with expectations
+//! computed by hand from the mock's exact behaviour.
+
+use ponder_engine::mock::{ChoiceModel, MockConfig, MOCK_EOG};
+use ponder_engine::{Engine, SamplingParams, Token};
+use ponder_scorers::Sample;
+use ponder_search::{
+    build, BestOfN, CertaintyVote, Cx, EarlyExit, LengthVote, Problem, SpecRejection, Strategy,
+    StrategyOptions, Vote,
+};
+use std::sync::Arc;
+
+fn cx_with(model: impl ponder_engine::mock::MockModel + 'static) -> Cx {
+    Cx::new(
+        Engine::mock(MockConfig {
+            model: Arc::new(model),
+            ..Default::default()
+        })
+        .unwrap(),
+    )
+}
+
+fn t1() -> SamplingParams {
+    SamplingParams {
+        temperature: 1.0,
+        ..Default::default()
+    }
+}
+
+/// Two 15-byte texts (16 tokens with the end token); "A…" is right.
+fn ab(p_a: f32) -> Cx {
+    cx_with(ChoiceModel::new(&[
+        ("A: so \\boxed{4}", p_a),
+        ("B: so \\boxed{5}", 1.0 - p_a),
+    ]))
+    .with_scorer(|s: &Sample<'_>| if s.text.starts_with('A') { 1.0 } else { 0.0 })
+}
+
+#[test]
+fn keep_counts_round_half_up_and_never_reach_zero() {
+    let s = |alpha| SpecRejection {
+        alpha,
+        ..SpecRejection::default()
+    };
+    assert_eq!(s(0.5).keep_count(8), 4);
+    assert_eq!(s(0.5).keep_count(5), 3); // round(2.5)
+    assert_eq!(s(0.5).keep_count(1), 1);
+    assert_eq!(s(0.25).keep_count(8), 6);
+    assert_eq!(s(0.0).keep_count(7), 7);
+    assert_eq!(s(0.9).keep_count(3), 1); // round(0.3) = 0, kept at 1
+}
+
+#[test]
+fn speculative_rejection_halves_the_pool_each_round() {
+    let cx = ab(0.3);
+    let sr = SpecRejection {
+        n: 8,
+        alpha: 0.5,
+        round_tokens: Some(4),
+        sampling: t1(),
+        max_tokens: 64,
+        ..SpecRejection::default()
+    };
+    for id in 0..5 {
+        let (sol, rounds) = sr.search(&cx, &Problem::new(id, "q")).unwrap();
+        let shape: Vec<(usize, usize)> = rounds.iter().map(|r| (r.pool, r.kept)).collect();
+        // 16 tokens per sample, 4 per round: 8 → 4 → 2 → 1, and the survivor finishes.
+        assert_eq!(shape, vec![(8, 4), (4, 2), (2, 1), (1, 1)]);
+        // 8·4 + 4·4 + 2·4 + 1·4 tokens instead of Best-of-8's 8·16 = 128.
+        assert_eq!(sol.stats.generated_tokens, 60);
+        assert_eq!(sol.candidates.len(), 1);
+        // The first round already ranks an "A" sample first whenever one was drawn.
+        let p = BestOfN {
+            n: 8,
+            sampling: t1(),
+            max_tokens: 64,
+            vote: Vote::Naive,
+            stop: vec![],
+        }
+        .solve(&cx, &Problem::new(id, "q"))
+        .unwrap();
+        assert_eq!(sol.answer, p.answer, "problem {id}: same best as Best-of-8");
+    }
+}
+
+#[test]
+fn speculative_rejection_with_alpha_zero_is_best_of_n() {
+    let cx = ab(0.3);
+    let sr = SpecRejection {
+        n: 8,
+        alpha: 0.0,
+        round_tokens: Some(3),
+        sampling: t1(),
+        max_tokens: 64,
+        ..SpecRejection::default()
+    };
+    let bon = BestOfN {
+        n: 8,
+        sampling: t1(),
+        max_tokens: 64,
+        vote: Vote::Naive,
+        stop: vec![],
+    };
+    for id in 0..4 {
+        let p = Problem::new(id, "q");
+        let a = sr.solve(&cx, &p).unwrap();
+        let b = bon.solve(&cx, &p).unwrap();
+        // Same branches, same seeds, rounds only pause them: the very same samples.
+        let mut ta: Vec<&str> = a.candidates.iter().map(|c| c.text.as_str()).collect();
+        let mut tb: Vec<&str> = b.candidates.iter().map(|c| c.text.as_str()).collect();
+        ta.sort();
+        tb.sort();
+        assert_eq!(ta, tb);
+        assert_eq!(a.answer, b.answer);
+        assert_eq!(a.stats.generated_tokens, b.stats.generated_tokens);
+    }
+}
+
+#[test]
+fn kv_sized_rounds_fit_the_free_cells() {
+    // Round length from the cache: with no fixed length the first round is
+    // free cells / live samples, so everything fits in one round here.
+    let cx = ab(0.5);
+    let sr = SpecRejection {
+        n: 8,
+        sampling: t1(),
+        max_tokens: 64,
+        ..SpecRejection::default()
+    };
+    let (sol, rounds) = sr.search(&cx, &Problem::new(0, "q")).unwrap();
+    assert!(rounds[0].tokens >= 16, "{rounds:?}");
+    assert!(!sol.candidates.is_empty());
+}
+
+/// The main trace is endless 'a's; after "\boxed{" a probe writes a digit and "}".
+/// `digit` picks the digit from the probe's position in the text.
+fn prober(digit: fn(usize) -> u8, hesitate: bool) -> impl Fn(&[Token], &mut [f32]) + Send + Sync {
+    move |ctx: &[Token], out: &mut [f32]| {
+        out.fill(-1e9);
+        let all: Vec<u8> = ctx.iter().filter(|&&t| t < 256).map(|&t| t as u8).collect();
+        // Only the completion counts (the system prompt mentions \boxed{} too).
+        let start = all
+            .windows(22)
+            .rposition(|w| w == b"<|im_start|>assistant\n")
+            .map_or(0, |p| p + 22);
+        let bytes = &all[start..];
+        let marker = b"\\boxed{";
+        let pos = bytes.windows(marker.len()).rposition(|w| w == marker);
+        let next = match pos {
+            None => b'a',
+            Some(p) => {
+                let after = &bytes[p + marker.len()..];
+                let d = digit(p);
+                let say: Vec<u8> = if hesitate {
+                    [b"hmm ".as_slice(), &[d, b'}']].concat()
+                } else {
+                    vec![d, b'}']
+                };
+                match say.get(after.len()) {
+                    Some(&b) => b,
+                    None => {
+                        out[MOCK_EOG as usize] = 0.0;
+                        return;
+                    }
+                }
+            }
+        };
+        out[next as usize] = 0.0;
+    }
+}
+
+fn early(chunk: usize, window: usize, max_tokens: usize) -> EarlyExit {
+    EarlyExit {
+        chunk,
+        window,
+        max_tokens,
+        sampling: SamplingParams::greedy(),
+        ..EarlyExit::default()
+    }
+}
+
+#[test]
+fn early_exit_stops_after_w_agreeing_probes() {
+    let cx = cx_with(prober(|_| b'7', false));
+    let sol = early(16, 3, 256).solve(&cx, &Problem::new(0, "q")).unwrap();
+    assert_eq!(sol.answer.as_deref(), Some("7"));
+    let c = &sol.candidates[0];
+    // Three probes at 16, 32 and 48 tokens agree: the trace stops at 48 of 256.
+    assert_eq!(c.tokens, 48);
+    assert!(c.text.ends_with("\\boxed{7} \\]"), "{}", c.text);
+    // Probe tokens are paid for (prompt + 48 + 3 probes of PROBE + "7}"), then dropped.
+    assert!(sol.stats.generated_tokens >= 48 + 3 * 2);
+}
+
+#[test]
+fn early_exit_never_fires_on_disagreement_or_hesitation() {
+    // Probe answers alternate 7, 8, 7, …: never W agreeing in a row.
+    let alternating = prober(|p| if (p / 16) % 2 == 0 { b'7' } else { b'8' }, false);
+    let sol = early(16, 2, 128)
+        .solve(&cx_with(alternating), &Problem::new(0, "q"))
+        .unwrap();
+    assert_eq!(sol.candidates[0].tokens, 128, "ran to the budget");
+    // Agreeing but hesitant ("hmm 7}"): no exit either.
+    let sol = early(16, 2, 96)
+        .solve(&cx_with(prober(|_| b'7', true)), &Problem::new(0, "q"))
+        .unwrap();
+    assert_eq!(sol.candidates[0].tokens, 96);
+}
+
+#[test]
+fn certainty_vote_stops_at_the_first_unanimous_wave() {
+    let sure = cx_with(ChoiceModel::new(&[("so \\boxed{4}", 1.0)]));
+    let cv = CertaintyVote {
+        n: 16,
+        wave: 4,
+        sampling: t1(),
+        max_tokens: 32,
+        ..CertaintyVote::default()
+    };
+    let sol = cv.solve(&sure, &Problem::new(0, "q")).unwrap();
+    assert_eq!(sol.candidates.len(), 4, "certaindex 1 after one wave");
+    assert_eq!(sol.answer.as_deref(), Some("4"));
+    // Three equally likely answers: certaindex stays low, all 16 are drawn.
+    let unsure = cx_with(ChoiceModel::new(&[
+        ("so \\boxed{4}", 1.0),
+        ("so \\boxed{5}", 1.0),
+        ("so \\boxed{6}", 1.0),
+    ]));
+    for id in 0..3 {
+        let sol = cv.solve(&unsure, &Problem::new(id, "q")).unwrap();
+        assert_eq!(sol.candidates.len(), 16, "problem {id}");
+    }
+}
+
+#[test]
+fn length_vote_runs_on_samples() {
+    let cx = cx_with(ChoiceModel::new(&[
+        ("one line \\boxed{4}", 1.0),
+        ("a\nb\nc\nd\ne \\boxed{5}", 1.0),
+    ]));
+    let lv = LengthVote {
+        n: 8,
+        sampling: t1(),
+        max_tokens: 64,
+        ..LengthVote::default()
+    };
+    let sol = lv.solve(&cx, &Problem::new(0, "q")).unwrap();
+    assert_eq!(sol.candidates.len(), 8);
+    assert!(sol.answer.is_some());
+}
+
+#[test]
+fn bad_settings_are_named() {
+    let o = |f: &dyn Fn(&mut StrategyOptions)| {
+        let mut o = StrategyOptions::default();
+        f(&mut o);
+        o
+    };
+    let cases: Vec<(&str, StrategyOptions, &str)> = vec![
+        ("spec-rejection", o(&|o| o.alpha = 1.0), "alpha"),
+        ("spec-rejection", o(&|o| o.alpha = -0.1), "[0, 1)"),
+        ("length-vote", o(&|o| o.length_width = 0), "bucket width D"),
+        ("length-vote", o(&|o| o.length_keep = 0), "buckets kept K"),
+        (
+            "early-exit",
+            o(&|o| {
+                o.probe_interval = 600;
+                o.max_tokens = 512
+            }),
+            "larger than the budget",
+        ),
+        ("certainty-vote", o(&|o| o.certainty = 0.0), "certainty threshold"),
+    ];
+    for (name, opts, want) in cases {
+        let err = build(name, &opts).err().expect(name).to_string();
+        assert!(err.contains(want), "{name}: {err}");
+    }
+}
