@@ -275,7 +275,10 @@ fn token_saving_strategies_run_from_the_cli() {
     for (strategy, extra) in [
         ("spec-rejection", &["--initial", "8", "--alpha", "0.5"][..]),
         ("length-vote", &["--n", "4"][..]),
-        ("early-exit", &["--probe-interval", "16", "--probe-window", "2"][..]),
+        (
+            "early-exit",
+            &["--probe-interval", "16", "--probe-window", "2"][..],
+        ),
         ("certainty-vote", &["--n", "8", "--wave", "4"][..]),
     ] {
         let mut args = vec![

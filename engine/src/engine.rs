@@ -6,7 +6,8 @@ use crate::error::{EngineError, Result};
 use crate::sampling::derive_seed;
 use crate::stats::{Budget, Counters, Stats};
 use crate::worker::{
-    AppendItem, Capacity, Chunk, Cmd, ExtendItem, Finish, GenSpec, SessionShared, Worker, WorkerOptions,
+    AppendItem, Capacity, Chunk, Cmd, ExtendItem, Finish, GenSpec, SessionShared, Worker,
+    WorkerOptions,
 };
 use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::Mutex;

@@ -82,7 +82,8 @@ pub fn should_exit(answers: &[Option<String>], probes: &[String], w: usize) -> b
     let Some(Some(first)) = last.first() else {
         return false;
     };
-    last.iter().all(|a| a.as_deref().is_some_and(|a| equivalent(a, first)))
+    last.iter()
+        .all(|a| a.as_deref().is_some_and(|a| equivalent(a, first)))
         && !probes[probes.len() - w..].iter().any(|p| hesitates(p))
 }
 

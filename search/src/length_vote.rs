@@ -4,7 +4,9 @@
 //! noise to a plain vote; a bucket that agrees with itself is a sign of the right length.
 
 use crate::best_of_n::sample;
-use crate::strategy::{invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{
+    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
+};
 use crate::vote::{answer_entropy, select, Vote};
 use ponder_engine::{GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
@@ -185,7 +187,10 @@ mod tests {
         cs.push(c(9, Some("9")));
         cs.push(c(9, Some("9")));
         cs.push(c(9, Some("7")));
-        assert_eq!(cs[select(&cs, Vote::Majority).unwrap()].answer.as_deref(), Some("9"));
+        assert_eq!(
+            cs[select(&cs, Vote::Majority).unwrap()].answer.as_deref(),
+            Some("9")
+        );
         let i = length_filtered_vote(&cs, 2, 1).unwrap();
         assert_eq!(cs[i].answer.as_deref(), Some("4"));
         // K = 2 adds the long bucket (H ≈ 0.64 < ln 2 ≈ 0.69): "4" ×3 vs "9" ×2 → "4".

@@ -3,7 +3,9 @@
 //! partial texts and reject the bottom α of the pool each round. Low-reward samples stop
 //! costing tokens early; with α = 0 it is Best-of-N with the best score.
 
-use crate::strategy::{invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{
+    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
+};
 use crate::vote::{select, Vote};
 use ponder_engine::{Branch, Finish, GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
@@ -15,8 +17,11 @@ pub struct SpecRejection {
     pub n: usize,
     /// Share of the pool rejected each round, in [0, 1).
     pub alpha: f64,
-    /// Tokens per round; None: as many as the free KV cells allow every live sample.
+    /// Tokens per round; None: as many as the KV budget leaves each live sample.
     pub round_tokens: Option<usize>,
+    /// KV cells this search may fill (the paper's memory limit); None: what a
+    /// Best-of-(n/4) holds at full length, `n/4 · max_tokens`. Never more than is free.
+    pub kv_budget: Option<usize>,
     /// Shortest round when derived from the KV cache.
     pub min_round: usize,
     pub sampling: SamplingParams,
@@ -29,6 +34,7 @@ impl Default for SpecRejection {
             n: 32,
             alpha: 0.5,
             round_tokens: None,
+            kv_budget: None,
             min_round: 16,
             sampling: SamplingParams::default(),
             max_tokens: 512,
@@ -58,13 +64,23 @@ impl SpecRejection {
         Ok(())
     }
 
+    /// The KV cells the samples may fill.
+    pub fn kv_budget(&self) -> usize {
+        self.kv_budget
+            .unwrap_or((self.n / 4).max(1) * self.max_tokens)
+    }
+
     /// How many of a pool survive a round: round((1 − α) · pool), at least one.
     pub fn keep_count(&self, pool: usize) -> usize {
         (((1.0 - self.alpha) * pool as f64).round() as usize).clamp(1, pool.max(1))
     }
 
     /// Solve and also return the rounds.
-    pub fn search(&self, cx: &Cx, problem: &Problem) -> Result<(Solution, Vec<Round>), SearchError> {
+    pub fn search(
+        &self,
+        cx: &Cx,
+        problem: &Problem,
+    ) -> Result<(Solution, Vec<Round>), SearchError> {
         self.validate()?;
         crate::beam::check_sequences(cx, self.n)?;
         let session = cx.session(problem);
@@ -80,8 +96,13 @@ impl SpecRejection {
             let tau = match self.round_tokens {
                 Some(t) => t,
                 None => {
-                    let free = engine.capacity()?.free_cells();
-                    (free / live.len()).max(self.min_round)
+                    // Grow until the live samples would fill the budget (or the free cells).
+                    let held: usize = live.iter().map(|b| b.tokens().len()).sum();
+                    let room = self
+                        .kv_budget()
+                        .saturating_sub(held)
+                        .min(engine.capacity()?.free_cells());
+                    (room / live.len()).max(self.min_round)
                 }
             };
             let spec = GenSpec::new(self.sampling, tau);

@@ -110,7 +110,7 @@ pub fn answer_entropy<'a>(answers: impl IntoIterator<Item = Option<&'a str>>) ->
 /// Certaindex over answer clusters (Fu et al.): `1 − H / ln n` for n samples, in [0, 1];
 /// 1 when every sample gives the same answer. A sample without an answer is a cluster of
 /// its own (it adds uncertainty). 0 for fewer than two samples.
-pub fn certaindex<'a>(answers: &[Option<&'a str>]) -> f64 {
+pub fn certaindex(answers: &[Option<&str>]) -> f64 {
     let n = answers.len();
     if n < 2 {
         return 0.0;

@@ -118,19 +118,35 @@ fn speculative_rejection_with_alpha_zero_is_best_of_n() {
 }
 
 #[test]
-fn kv_sized_rounds_fit_the_free_cells() {
-    // Round length from the cache: with no fixed length the first round is
-    // free cells / live samples, so everything fits in one round here.
+fn rounds_grow_to_fill_the_kv_budget() {
+    // Budget 64 cells for 8 samples: round 1 gives each 64/8 = 8 tokens; 4 survivors hold
+    // 32, so round 2 gives each (64 − 32)/4 = 8 more; then every sample has ended (16 tokens).
     let cx = ab(0.5);
     let sr = SpecRejection {
         n: 8,
+        kv_budget: Some(64),
+        min_round: 1,
         sampling: t1(),
         max_tokens: 64,
         ..SpecRejection::default()
     };
     let (sol, rounds) = sr.search(&cx, &Problem::new(0, "q")).unwrap();
-    assert!(rounds[0].tokens >= 16, "{rounds:?}");
-    assert!(!sol.candidates.is_empty());
+    let shape: Vec<(usize, usize, usize)> =
+        rounds.iter().map(|r| (r.pool, r.kept, r.tokens)).collect();
+    assert_eq!(shape, vec![(8, 4, 8), (4, 2, 8)]);
+    assert_eq!(sol.stats.generated_tokens, 8 * 8 + 4 * 8);
+    assert_eq!(sol.candidates.len(), 2);
+    // The default budget is a Best-of-(n/4) at full length.
+    assert_eq!(
+        SpecRejection {
+            n: 32,
+            max_tokens: 320,
+            kv_budget: None,
+            ..sr
+        }
+        .kv_budget(),
+        8 * 320
+    );
 }
 
 /// The main trace is endless 'a's; after "\boxed{" a probe writes a digit and "}".
@@ -270,7 +286,11 @@ fn bad_settings_are_named() {
             }),
             "larger than the budget",
         ),
-        ("certainty-vote", o(&|o| o.certainty = 0.0), "certainty threshold"),
+        (
+            "certainty-vote",
+            o(&|o| o.certainty = 0.0),
+            "certainty threshold",
+        ),
     ];
     for (name, opts, want) in cases {
         let err = build(name, &opts).err().expect(name).to_string();

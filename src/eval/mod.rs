@@ -57,6 +57,12 @@ pub fn record(item: &Item, sol: &ponder_search::Solution, seed: u64) -> Record {
         candidates_correct: sol.candidates.iter().filter(|c| right(&c.answer)).count(),
         scorer_tokens: sol.scorer_stats.as_ref().map_or(0, |s| s.decoded_tokens),
         scoring_ms: sol.scoring_ms,
+        chosen_score: sol.chosen.and_then(|i| sol.candidates[i].score),
+        best_score: sol
+            .candidates
+            .iter()
+            .filter_map(|c| c.score)
+            .reduce(f64::max),
     }
 }
 

@@ -32,6 +32,12 @@ pub struct Record {
     /// Wall time spent in the scorer.
     #[serde(default)]
     pub scoring_ms: f64,
+    /// The chosen candidate's score and the best score among the candidates (what
+    /// speculative rejection is measured by).
+    #[serde(default)]
+    pub chosen_score: Option<f64>,
+    #[serde(default)]
+    pub best_score: Option<f64>,
 }
 
 impl Record {
@@ -149,6 +155,8 @@ mod tests {
             candidates_correct: correct as usize,
             scorer_tokens: 0,
             scoring_ms: 0.0,
+            chosen_score: None,
+            best_score: None,
         }
     }
 

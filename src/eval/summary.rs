@@ -145,6 +145,8 @@ mod tests {
             candidates_correct: correct as usize + (tokens > 150) as usize,
             scorer_tokens: 0,
             scoring_ms: 0.0,
+            chosen_score: None,
+            best_score: None,
         }
     }
 
