@@ -79,6 +79,7 @@ mod real {
             max_tokens: cfg.tokens,
             stop: Vec::new(),
             ignore_eog: true,
+            hidden: false,
         };
         let (mut eng, mut ceil, mut seq) = (Vec::new(), Vec::new(), Vec::new());
         for r in 0..cfg.repeat {

@@ -119,6 +119,9 @@ struct RunArgs {
     /// certainty-vote: stop once certaindex (1 − H/ln n) reaches this.
     #[arg(long, default_value_t = 0.7)]
     certainty: f64,
+    /// st-bon: keep sampling τ = m·c tokens past the divergence step c (m > 0).
+    #[arg(long, default_value_t = 1.0)]
+    tau_coeff: f64,
     #[arg(long, default_value_t = 0.8)]
     temperature: f32,
     #[arg(long, default_value_t = 1.0)]
@@ -228,6 +231,7 @@ impl RunArgs {
             probe_window: self.probe_window,
             wave: self.wave,
             certainty: self.certainty,
+            tau_coeff: self.tau_coeff,
         })
     }
 
@@ -256,9 +260,10 @@ impl RunArgs {
         load_engine(
             &prm_args,
             problems,
-            seqs + 1,
+            (seqs + 1).min(256 / problems.max(1)),
             prompt_bytes + 512,
             self.max_tokens + 64,
+            false,
         )
         .map(Some)
         .context("loading the PRM/judge model")
@@ -308,6 +313,7 @@ fn load_engine(
     branches: usize,
     prompt_bytes: usize,
     max_tokens: usize,
+    hidden_states: bool,
 ) -> Result<Engine> {
     let path = m.path()?;
     let seqs = problems * branches;
@@ -318,6 +324,7 @@ fn load_engine(
     lc.n_seq_max = seqs as u32;
     lc.threads = m.threads;
     lc.gpu_layers = m.gpu_layers;
+    lc.hidden_states = hidden_states;
     // Tree searches hold many sequences that share most of their cells: size the cache
     // for at most 32 full-length branches per problem (--ctx overrides).
     lc.n_ctx = m.ctx.unwrap_or_else(|| {
@@ -332,7 +339,7 @@ struct SolveArgs {
     /// The question.
     question: String,
     /// greedy | best-of-n | beam | dvts | mcts | spec-rejection | length-vote | early-exit |
-    /// certainty-vote
+    /// certainty-vote | st-bon
     #[arg(long, default_value = "best-of-n")]
     strategy: String,
     #[command(flatten)]
@@ -453,7 +460,15 @@ fn solve(a: SolveArgs) -> Result<()> {
     let strategy = search::build(&a.strategy, &opts)?;
     let branches = strategy.sequences();
     let pb = spinner("loading the model");
-    let engine = load_engine(&a.model, 1, branches, a.question.len(), a.run.max_tokens)?;
+    let hidden = a.strategy == "st-bon";
+    let engine = load_engine(
+        &a.model,
+        1,
+        branches,
+        a.question.len(),
+        a.run.max_tokens,
+        hidden,
+    )?;
     let scorer_engine = a
         .run
         .scorer_engine(&a.model, 1, branches, a.question.len())?;
@@ -632,7 +647,8 @@ fn bench_search(a: BenchSearchArgs) -> Result<()> {
         .max()
         .unwrap_or(0);
     let pb = spinner("loading the model");
-    let engine = load_engine(&a.model, 1, branches, longest, a.run.max_tokens)?;
+    let hidden = a.strategies.iter().any(|s| s.trim() == "st-bon");
+    let engine = load_engine(&a.model, 1, branches, longest, a.run.max_tokens, hidden)?;
     let scorer_engine = a.run.scorer_engine(&a.model, 1, branches, longest)?;
     let cx = a.run.cx(engine.clone(), scorer_engine)?;
     let rows = ponder::bench::compare_strategies(&cx, &strategies, &problems, |m| {
@@ -734,7 +750,15 @@ fn eval(a: EvalArgs) -> Result<()> {
         let branches = strategies.iter().map(|s| s.sequences()).max().unwrap_or(1);
         let longest = items.iter().map(|i| i.question.len()).max().unwrap_or(0);
         let concurrency = a.concurrency.min(todo);
-        let engine = load_engine(&a.model, concurrency, branches, longest, a.run.max_tokens)?;
+        let hidden = a.strategies.iter().any(|s| s.trim() == "st-bon");
+        let engine = load_engine(
+            &a.model,
+            concurrency,
+            branches,
+            longest,
+            a.run.max_tokens,
+            hidden,
+        )?;
         let scorer_engine = a
             .run
             .scorer_engine(&a.model, concurrency, branches, longest)?;

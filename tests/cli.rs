@@ -280,6 +280,7 @@ fn token_saving_strategies_run_from_the_cli() {
             &["--probe-interval", "16", "--probe-window", "2"][..],
         ),
         ("certainty-vote", &["--n", "8", "--wave", "4"][..]),
+        ("st-bon", &["--n", "4"][..]),
     ] {
         let mut args = vec![
             "solve",

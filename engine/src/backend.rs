@@ -38,6 +38,9 @@ pub struct BackendInfo {
     pub n_ctx_train: u32,
     /// Whether the tokenizer prepends BOS to a fresh prompt.
     pub add_bos: bool,
+    /// Width of the hidden states `decode` reports; 0 when it reports none.
+    #[serde(default)]
+    pub n_embd: u32,
 }
 
 /// How a question becomes a prompt.
@@ -87,11 +90,13 @@ impl ChatMessage {
 pub trait Backend: Send {
     /// Facts about this backend.
     fn info(&self) -> &BackendInfo;
-    /// Evaluate a batch; call `on_logits(i, row)` for every entry `i` that asked for logits.
+    /// Evaluate a batch; call `on_row(i, logits, hidden)` for every entry `i` that asked
+    /// for logits. `hidden` is the final-layer hidden state at that position, when the
+    /// backend was created with hidden states (`BackendInfo::n_embd > 0`).
     fn decode(
         &mut self,
         batch: &[BatchToken],
-        on_logits: &mut dyn FnMut(usize, &[f32]),
+        on_row: &mut dyn FnMut(usize, &[f32], Option<&[f32]>),
     ) -> Result<()>;
     /// Make `dst` (empty) share the first `len` positions of `src` (a metadata copy).
     fn copy_seq(&mut self, src: SeqId, dst: SeqId, len: u32) -> Result<()>;

@@ -287,6 +287,7 @@ impl Session {
             tokens: Vec::new(),
             logprobs: Vec::new(),
             certainty: Vec::new(),
+            hidden: Vec::new(),
             piece_lens: Vec::new(),
             bytes: Vec::new(),
             finish: None,
@@ -311,6 +312,15 @@ impl Session {
         spec: &GenSpec,
     ) -> Result<()> {
         spec.validate()?;
+        if spec.hidden && self.engine.info().n_embd == 0 {
+            return Err(crate::error::invalid(
+                "hidden states",
+                format!(
+                    "requested, but {} was loaded without them (LlamaConfig::hidden_states)",
+                    self.engine.info().name
+                ),
+            ));
+        }
         let mut bs: Vec<(&mut Branch, usize)> = Vec::new();
         for (b, cap) in items {
             if cap == 0 {
@@ -362,6 +372,7 @@ pub struct Branch {
     tokens: Vec<Token>,
     logprobs: Vec<f32>,
     certainty: Vec<f32>,
+    hidden: Vec<Vec<f32>>,
     piece_lens: Vec<u32>,
     bytes: Vec<u8>,
     finish: Option<Finish>,
@@ -413,6 +424,11 @@ impl Branch {
     pub fn certainty(&self) -> &[f32] {
         &self.certainty
     }
+    /// Hidden states recorded by `extend` calls with [`GenSpec::hidden`], one per token
+    /// they sampled, in order: the final-layer state at the position that predicted it.
+    pub fn hidden(&self) -> &[Vec<f32>] {
+        &self.hidden
+    }
     /// How the last `extend` ended.
     pub fn finish(&self) -> Option<&Finish> {
         self.finish.as_ref()
@@ -461,6 +477,7 @@ impl Branch {
                 b.tokens = self.tokens[..completion_len].to_vec();
                 b.logprobs = self.logprobs[..completion_len].to_vec();
                 b.certainty = self.certainty[..completion_len].to_vec();
+                b.hidden = self.hidden[..completion_len.min(self.hidden.len())].to_vec();
                 b.piece_lens = self.piece_lens[..completion_len].to_vec();
                 b.bytes = self.bytes[..bytes_len].to_vec();
                 b.finish = if completion_len == self.tokens.len() {
@@ -522,6 +539,7 @@ impl Branch {
         self.tokens.truncate(completion_len);
         self.logprobs.truncate(completion_len);
         self.certainty.truncate(completion_len);
+        self.hidden.truncate(completion_len);
         self.piece_lens.truncate(completion_len);
         self.bytes.truncate(bytes_len);
         self.finish = None;
@@ -532,6 +550,7 @@ impl Branch {
         self.tokens.extend_from_slice(&c.tokens);
         self.logprobs.extend_from_slice(&c.logprobs);
         self.certainty.extend_from_slice(&c.certainty);
+        self.hidden.extend(c.hidden);
         self.piece_lens.extend_from_slice(&c.piece_lens);
         self.bytes.extend_from_slice(&c.bytes);
         if let Some(rng) = c.rng {

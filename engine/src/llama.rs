@@ -6,7 +6,7 @@ use crate::backend::{
     raw, Backend, BackendInfo, BatchToken, ChatMessage, PromptFormat, SeqId, Token,
 };
 use crate::error::{EngineError, Result};
-use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend as Ggml;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -33,6 +33,9 @@ pub struct LlamaConfig {
     pub threads: Option<i32>,
     /// Layers to offload to a GPU (needs a `cuda`/`metal`/`vulkan` build).
     pub gpu_layers: u32,
+    /// Report the final-layer hidden state of every sampled position (ST-BoN). Makes
+    /// every batch token an output, so prompts cost more: leave off unless needed.
+    pub hidden_states: bool,
 }
 
 impl LlamaConfig {
@@ -44,6 +47,7 @@ impl LlamaConfig {
             n_batch: 512,
             threads: None,
             gpu_layers: 0,
+            hidden_states: false,
         }
     }
 }
@@ -126,7 +130,7 @@ impl LlamaCpp {
                 .unwrap_or(4)
         });
         let n_batch = cfg.n_batch.min(cfg.n_ctx);
-        let params = LlamaContextParams::default()
+        let mut params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(cfg.n_ctx))
             .with_n_batch(n_batch)
             .with_n_ubatch(n_batch)
@@ -134,6 +138,12 @@ impl LlamaCpp {
             .with_kv_unified(true)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
+        if cfg.hidden_states {
+            // Per-token final-layer states, no pooling: `embeddings_ith(row)`.
+            params = params
+                .with_embeddings(true)
+                .with_pooling_type(LlamaPoolingType::None);
+        }
         let ctx = model_ref.new_context(ggml, params).map_err(|e| {
             EngineError::Context(format!(
                 "{e}; n_ctx {} may be too large for memory",
@@ -153,6 +163,11 @@ impl LlamaCpp {
             n_vocab: model.n_vocab() as u32,
             n_ctx_train: model.n_ctx_train(),
             add_bos: vocab.should_add_bos(),
+            n_embd: if cfg.hidden_states {
+                model.n_embd_out() as u32
+            } else {
+                0
+            },
         };
         Ok(Self {
             ctx,
@@ -171,7 +186,7 @@ impl Backend for LlamaCpp {
     fn decode(
         &mut self,
         batch: &[BatchToken],
-        on_logits: &mut dyn FnMut(usize, &[f32]),
+        on_row: &mut dyn FnMut(usize, &[f32], Option<&[f32]>),
     ) -> Result<()> {
         if batch.is_empty() || batch.len() > self.info.n_batch as usize {
             return Err(EngineError::Decode(format!(
@@ -201,7 +216,14 @@ impl Backend for LlamaCpp {
         })?;
         for (i, t) in batch.iter().enumerate() {
             if t.logits {
-                on_logits(i, self.ctx.get_logits_ith(i as i32));
+                let hidden = if self.info.n_embd > 0 {
+                    Some(self.ctx.embeddings_ith(i as i32).map_err(|e| {
+                        EngineError::Decode(format!("hidden state of row {i}: {e:?}"))
+                    })?)
+                } else {
+                    None
+                };
+                on_row(i, self.ctx.get_logits_ith(i as i32), hidden);
             }
         }
         Ok(())

@@ -129,6 +129,10 @@ pub struct MockConfig {
     pub n_batch: u32,
     pub model: Arc<dyn MockModel>,
     pub counters: Arc<MockCounters>,
+    /// Width of the mock's hidden states (0: none). The hidden state at a position is
+    /// the one-hot vector of its token modulo the width, so the mean over a text is a
+    /// histogram of its tokens: similar texts have similar mean states.
+    pub n_embd: u32,
 }
 
 impl Default for MockConfig {
@@ -139,6 +143,7 @@ impl Default for MockConfig {
             n_batch: 512,
             model: Arc::new(HashModel),
             counters: Arc::new(MockCounters::default()),
+            n_embd: 0,
         }
     }
 }
@@ -150,6 +155,7 @@ pub struct MockBackend {
     seqs: Vec<Vec<Token>>,
     counters: Arc<MockCounters>,
     row: Vec<f32>,
+    hidden: Vec<f32>,
 }
 
 impl MockBackend {
@@ -169,11 +175,13 @@ impl MockBackend {
                 n_vocab: N_VOCAB as u32,
                 n_ctx_train: cfg.n_ctx,
                 add_bos: false,
+                n_embd: cfg.n_embd,
             },
             model: cfg.model,
             seqs: vec![Vec::new(); cfg.n_seq_max as usize],
             counters: cfg.counters,
             row: vec![0.0; N_VOCAB],
+            hidden: vec![0.0; cfg.n_embd as usize],
         }
     }
 
@@ -192,7 +200,7 @@ impl Backend for MockBackend {
     fn decode(
         &mut self,
         batch: &[BatchToken],
-        on_logits: &mut dyn FnMut(usize, &[f32]),
+        on_row: &mut dyn FnMut(usize, &[f32], Option<&[f32]>),
     ) -> Result<()> {
         if batch.is_empty() || batch.len() > self.info.n_batch as usize {
             return Err(EngineError::Decode(format!(
@@ -223,7 +231,15 @@ impl Backend for MockBackend {
             if t.logits {
                 let ctx = self.seqs[t.seq as usize].clone();
                 self.model.logits(&ctx, &mut self.row);
-                on_logits(i, &self.row);
+                let hidden = if self.hidden.is_empty() {
+                    None
+                } else {
+                    let w = self.hidden.len();
+                    self.hidden.fill(0.0);
+                    self.hidden[t.token as usize % w] = 1.0;
+                    Some(self.hidden.as_slice())
+                };
+                on_row(i, &self.row, hidden);
             }
         }
         let c = &self.counters;

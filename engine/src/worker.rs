@@ -53,6 +53,10 @@ pub struct GenSpec {
     /// every branch then generates exactly `max_tokens`).
     #[serde(default)]
     pub ignore_eog: bool,
+    /// Record, for each sampled token, the model's final-layer hidden state at the
+    /// position that predicted it (needs a backend with hidden states).
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 impl GenSpec {
@@ -62,6 +66,7 @@ impl GenSpec {
             max_tokens,
             stop: Vec::new(),
             ignore_eog: false,
+            hidden: false,
         }
     }
     pub fn with_stop(mut self, stop: impl IntoIterator<Item = impl Into<String>>) -> Self {
@@ -85,6 +90,7 @@ pub(crate) struct Chunk {
     pub tokens: Vec<Token>,
     pub logprobs: Vec<f32>,
     pub certainty: Vec<f32>,
+    pub hidden: Vec<Vec<f32>>,
     pub bytes: Vec<u8>,
     pub piece_lens: Vec<u32>,
     pub finish: Option<Finish>,
@@ -244,6 +250,8 @@ struct Seq {
     cells: Vec<u32>,
     /// Logits after `tokens[kv - 1]`; only meaningful while `kv == tokens.len()`.
     logits: Option<Vec<f32>>,
+    /// The hidden state at `tokens[kv - 1]`, when the backend reports them.
+    hidden: Option<Vec<f32>>,
     busy: bool,
     release_when_idle: bool,
 }
@@ -732,6 +740,7 @@ impl Worker {
                     kv: 0,
                     cells: Vec::new(),
                     logits: None,
+                    hidden: None,
                     busy: false,
                     release_when_idle: false,
                 });
@@ -814,7 +823,7 @@ impl Worker {
     }
 
     fn fork(&mut self, sess: &Sess, src: SeqId, count: usize, len: usize) -> Result<Vec<SeqId>> {
-        let (tokens, kv, logits, cells) = {
+        let (tokens, kv, logits, hidden, cells) = {
             let s = self.seqs[src as usize]
                 .as_ref()
                 .ok_or(EngineError::UnknownSequence(src))?;
@@ -827,7 +836,14 @@ impl Worker {
             if kv == len && logits.is_none() {
                 kv = len - 1;
             }
-            (s.tokens[..len].to_vec(), kv, logits, s.cells[..kv].to_vec())
+            let hidden = logits.as_ref().and(s.hidden.clone());
+            (
+                s.tokens[..len].to_vec(),
+                kv,
+                logits,
+                hidden,
+                s.cells[..kv].to_vec(),
+            )
         };
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
@@ -846,6 +862,7 @@ impl Worker {
                 kv,
                 cells: cells.clone(),
                 logits: logits.clone(),
+                hidden: hidden.clone(),
                 busy: false,
                 release_when_idle: false,
             });
@@ -960,6 +977,9 @@ impl Worker {
                         certainty,
                     } = sampling::sample(&spec.sampling, &logits, rng, &mut self.scratch);
                     s.logits = Some(logits); // buffer reused; stale once a token is pushed
+                    if spec.hidden {
+                        job.out.hidden.push(s.hidden.clone().unwrap_or_default());
+                    }
                     s.sess.counters.generated.fetch_add(1, Relaxed);
                     self.totals.generated.fetch_add(1, Relaxed);
                     s.tokens.push(tok);
@@ -1093,7 +1113,7 @@ impl Worker {
             seqs,
             ..
         } = self;
-        let res = backend.decode(batch, &mut |i, row| {
+        let res = backend.decode(batch, &mut |i, row, hidden| {
             let (ji, p) = owners[i];
             let job = &mut jobs[ji];
             let s = seqs[job.seq as usize].as_mut().expect("job's sequence");
@@ -1105,6 +1125,7 @@ impl Worker {
                     }
                     None => s.logits = Some(row.to_vec()),
                 }
+                s.hidden = hidden.map(<[f32]>::to_vec);
             }
             if let Kind::Feed {
                 logprob_from: Some(f),

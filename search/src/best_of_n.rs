@@ -66,6 +66,7 @@ impl BestOfN {
             max_tokens: self.max_tokens,
             stop: self.stop.clone(),
             ignore_eog: false,
+            hidden: false,
         }
         .validate()?;
         Ok(())
@@ -96,6 +97,7 @@ impl Strategy for BestOfN {
             max_tokens: self.max_tokens,
             stop: self.stop.clone(),
             ignore_eog: false,
+            hidden: false,
         };
         let (candidates, stats, scoring_ms) = sample(cx, problem, self.n, &spec)?;
         let chosen = select(&candidates, self.vote);

@@ -20,6 +20,7 @@ pub mod early_exit;
 pub mod length_vote;
 mod mcts;
 mod spec_rejection;
+mod st_bon;
 mod strategy;
 mod tree;
 pub mod vote;
@@ -32,6 +33,7 @@ pub use early_exit::EarlyExit;
 pub use length_vote::LengthVote;
 pub use mcts::{Mcts, TreeNode};
 pub use spec_rejection::{Round, SpecRejection};
+pub use st_bon::{divergence, most_consistent, StBoN};
 pub use strategy::{Candidate, Cx, Problem, SearchError, Solution, Strategy, MATH_SYSTEM_PROMPT};
 pub use tree::{StepUnit, Steps};
 pub use vote::Vote;
@@ -49,6 +51,7 @@ pub const STRATEGY_NAMES: &[&str] = &[
     "length-vote",
     "early-exit",
     "certainty-vote",
+    "st-bon",
 ];
 
 /// Plain settings shared by the strategies, as the CLI and `ponder eval` give them.
@@ -85,6 +88,8 @@ pub struct StrategyOptions {
     /// Certainty vote: samples per wave and the certaindex to stop at.
     pub wave: usize,
     pub certainty: f64,
+    /// ST-BoN: τ = m · c tokens past the divergence step.
+    pub tau_coeff: f64,
 }
 
 impl Default for StrategyOptions {
@@ -110,6 +115,7 @@ impl Default for StrategyOptions {
             probe_window: EarlyExit::default().window,
             wave: CertaintyVote::default().wave,
             certainty: CertaintyVote::default().threshold,
+            tau_coeff: StBoN::default().tau_coeff,
         }
     }
 }
@@ -186,6 +192,13 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             sampling: o.sampling,
             max_tokens: o.max_tokens,
         })?),
+        "st-bon" => Box::new(checked(StBoN {
+            n: o.n,
+            tau_coeff: o.tau_coeff,
+            sampling: o.sampling,
+            max_tokens: o.max_tokens,
+            ..StBoN::default()
+        })?),
         other => return Err(SearchError::UnknownStrategy(other.to_string())),
     })
 }
@@ -239,6 +252,12 @@ impl Check for EarlyExit {
 }
 
 impl Check for CertaintyVote {
+    fn check(&self) -> Result<(), SearchError> {
+        self.validate()
+    }
+}
+
+impl Check for StBoN {
     fn check(&self) -> Result<(), SearchError> {
         self.validate()
     }

@@ -297,3 +297,68 @@ fn bad_settings_are_named() {
         assert!(err.contains(want), "{name}: {err}");
     }
 }
+
+#[test]
+fn st_bon_stops_all_but_one_sample_tau_tokens_after_they_diverge() {
+    use ponder_search::StBoN;
+    // Six 14-byte texts that share "So " and differ at their 4th byte; 15 tokens with EOG.
+    let texts: Vec<String> = "abcdef"
+        .chars()
+        .map(|ch| format!("So {ch}{}", ch.to_string().repeat(10)))
+        .collect();
+    let choices: Vec<(&str, f32)> = texts.iter().map(|t| (t.as_str(), 1.0)).collect();
+    let counters = Arc::new(ponder_engine::mock::MockCounters::default());
+    let engine = Engine::mock(MockConfig {
+        model: Arc::new(ChoiceModel::new(&choices)),
+        n_embd: 8,
+        counters: counters.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let cx = Cx::new(engine);
+    let st = StBoN {
+        n: 3,
+        chunk: 2,
+        sampling: t1(),
+        max_tokens: 64,
+        ..StBoN::default()
+    };
+    let mut diverged = 0;
+    for id in 0..8 {
+        let sol = st.solve(&cx, &Problem::new(id, "q")).unwrap();
+        assert_eq!(sol.candidates.len(), 1, "only the winner is finished");
+        assert_eq!(sol.candidates[0].tokens, 15);
+        // Three distinct texts: c = 4, τ = 4, all three stop at 8 tokens and the winner
+        // finishes its 15: 3·8 + 7 = 31 tokens. Two alike never diverge: c is where they
+        // end (15) and all three run to the end: 45.
+        let g = sol.stats.generated_tokens;
+        assert!(g == 31 || g == 45, "problem {id}: {g}");
+        diverged += (g == 31) as usize;
+    }
+    assert!(
+        diverged >= 2,
+        "{diverged}/8 problems drew three distinct texts"
+    );
+    cx.engine.query(|_| ()).unwrap();
+    assert_eq!(
+        counters
+            .live_seqs
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[test]
+fn st_bon_needs_hidden_states_and_a_positive_tau() {
+    use ponder_search::StBoN;
+    let cx = ab(0.5);
+    let err = StBoN::default()
+        .solve(&cx, &Problem::new(0, "q"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hidden states"), "{err}");
+    let mut o = StrategyOptions::default();
+    o.tau_coeff = 0.0;
+    let err = build("st-bon", &o).err().unwrap().to_string();
+    assert!(err.contains("tau coefficient"), "{err}");
+}

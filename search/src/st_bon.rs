@@ -1,0 +1,281 @@
+//! ST-BoN, self-truncation Best-of-N (Wang et al.): sample N in one batch only until
+//! every pair of samples differs (step c), go τ = m·c tokens further, pick the most
+//! consistent sample from its hidden states, release the other N−1 and finish only it.
+//!
+//! **Final-layer variant.** The paper's chain-of-embedding feature needs every layer's
+//! hidden state; llama-cpp-2 exposes only the final layer (the eval callback that would
+//! reach the others is not wrapped). Here each sample's feature is the running mean of its
+//! final-layer states, and the most consistent sample is the one closest on average
+//! (cosine distance) to the others, voted over the window c+1..c+τ as in the paper.
+
+use crate::answer::extract_answer;
+use crate::strategy::{
+    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
+};
+use ponder_engine::{Finish, GenSpec, SamplingParams, Token};
+use serde::{Deserialize, Serialize};
+
+/// Self-truncation Best-of-N (final-layer hidden states).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StBoN {
+    pub n: usize,
+    /// τ = max(1, ⌊m · c⌋) tokens past the divergence step c (the paper's m = 1).
+    pub tau_coeff: f64,
+    /// Tokens sampled per call while looking for c.
+    pub chunk: usize,
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+}
+
+impl Default for StBoN {
+    fn default() -> Self {
+        Self {
+            n: 8,
+            tau_coeff: 1.0,
+            chunk: 8,
+            sampling: SamplingParams {
+                temperature: 0.7,
+                top_k: 20,
+                top_p: 0.95,
+                min_p: 0.0,
+            },
+            max_tokens: 512,
+        }
+    }
+}
+
+/// The first length at which all samples' token prefixes are pairwise distinct, or at
+/// which some sample has ended (`ended[i]`: its length if it ended). None if neither yet.
+pub fn divergence(tokens: &[&[Token]], ended: &[Option<usize>]) -> Option<usize> {
+    let longest = tokens.iter().map(|t| t.len()).max().unwrap_or(0);
+    let first_end = ended.iter().flatten().copied().min();
+    for len in 1..=longest {
+        if first_end.is_some_and(|e| e <= len) {
+            return Some(len);
+        }
+        if tokens.iter().any(|t| t.len() < len) {
+            return None;
+        }
+        let mut prefixes: Vec<&[Token]> = tokens.iter().map(|t| &t[..len]).collect();
+        prefixes.sort_unstable();
+        if prefixes.windows(2).all(|w| w[0] != w[1]) {
+            return Some(len);
+        }
+    }
+    first_end
+}
+
+fn cosine_distance(a: &[f64], b: &[f64]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa == 0.0 || bb == 0.0 {
+        return 1.0;
+    }
+    1.0 - ab / (aa.sqrt() * bb.sqrt())
+}
+
+/// The most consistent sample: at each length t in `window`, each sample's running mean
+/// hidden state over its first t positions; the sample with the smallest mean cosine
+/// distance to the others gets t's vote; most votes wins (ties: the lowest index).
+pub fn most_consistent(hidden: &[&[Vec<f32>]], window: std::ops::RangeInclusive<usize>) -> usize {
+    let n = hidden.len();
+    let mut votes = vec![0usize; n];
+    for t in window {
+        let means: Vec<Option<Vec<f64>>> = hidden
+            .iter()
+            .map(|h| {
+                (h.len() >= t && t > 0).then(|| {
+                    let mut m = vec![0.0f64; h[0].len()];
+                    for v in &h[..t] {
+                        for (a, &x) in m.iter_mut().zip(v) {
+                            *a += x as f64;
+                        }
+                    }
+                    m.iter_mut().for_each(|a| *a /= t as f64);
+                    m
+                })
+            })
+            .collect();
+        let live: Vec<usize> = (0..n).filter(|&i| means[i].is_some()).collect();
+        if live.len() < 2 {
+            continue;
+        }
+        let score = |i: usize| -> f64 {
+            let mi = means[i].as_ref().expect("live");
+            live.iter()
+                .filter(|&&j| j != i)
+                .map(|&j| cosine_distance(mi, means[j].as_ref().expect("live")))
+                .sum::<f64>()
+                / (live.len() - 1) as f64
+        };
+        let best = live
+            .iter()
+            .copied()
+            .fold(None, |b: Option<(usize, f64)>, i| {
+                let s = score(i);
+                match b {
+                    Some((_, bs)) if bs <= s => b,
+                    _ => Some((i, s)),
+                }
+            })
+            .expect("two live");
+        votes[best.0] += 1;
+    }
+    (0..n).fold(0, |w, i| if votes[i] > votes[w] { i } else { w })
+}
+
+impl StBoN {
+    pub fn validate(&self) -> Result<(), SearchError> {
+        if self.n < 2 {
+            return Err(invalid(
+                "n",
+                format!("{} (ST-BoN compares samples: n ≥ 2)", self.n),
+            ));
+        }
+        if !(self.tau_coeff > 0.0 && self.tau_coeff.is_finite()) {
+            return Err(invalid(
+                "tau coefficient",
+                format!("{} (must be > 0)", self.tau_coeff),
+            ));
+        }
+        if self.chunk == 0 {
+            return Err(invalid("chunk", "0 (must be ≥ 1)"));
+        }
+        Ok(())
+    }
+}
+
+impl Strategy for StBoN {
+    fn name(&self) -> String {
+        format!("st-bon-{}", self.n)
+    }
+
+    fn sequences(&self) -> usize {
+        self.n
+    }
+
+    fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
+        self.validate()?;
+        crate::beam::check_sequences(cx, self.n)?;
+        if cx.engine.info().n_embd == 0 {
+            return Err(invalid(
+                "backend",
+                format!(
+                    "ST-BoN reads hidden states, and {} was loaded without them \
+                     (LlamaConfig::hidden_states; the CLI turns them on for st-bon)",
+                    cx.engine.info().name
+                ),
+            ));
+        }
+        let session = cx.session(problem);
+        let root = session.prefill(&cx.prompt(problem)?)?;
+        let mut bs = root.fork(self.n - 1)?;
+        bs.insert(0, root);
+        let mut spec = GenSpec::new(self.sampling, self.chunk);
+        spec.hidden = true;
+        let max = self.max_tokens;
+        let ended = |b: &ponder_engine::Branch| -> Option<usize> {
+            match b.finish() {
+                Some(Finish::MaxTokens) | None => {
+                    (b.tokens().len() >= max).then(|| b.tokens().len())
+                }
+                _ => Some(b.tokens().len()),
+            }
+        };
+        // Stage 1: sample until all prefixes differ (c), then τ more.
+        let mut c = None;
+        let mut target = usize::MAX;
+        loop {
+            let live = bs.iter().filter(|b| ended(b).is_none()).count();
+            let at = bs.iter().map(|b| b.tokens().len()).min().unwrap_or(0);
+            if live == 0 || (c.is_some() && at >= target) {
+                break;
+            }
+            let want = if c.is_some() { target } else { max };
+            session.extend_capped(
+                bs.iter_mut().map(|b| {
+                    let left = want.min(max).saturating_sub(b.tokens().len());
+                    let cap = if ended(b).is_some() { 0 } else { left };
+                    (b, cap)
+                }),
+                &spec,
+            )?;
+            if c.is_none() {
+                let toks: Vec<&[Token]> = bs.iter().map(|b| b.tokens()).collect();
+                let ends: Vec<Option<usize>> = bs.iter().map(|b| ended(b)).collect();
+                if let Some(found) = divergence(&toks, &ends) {
+                    let tau = ((self.tau_coeff * found as f64).floor() as usize).max(1);
+                    c = Some(found);
+                    target = (found + tau).min(max);
+                }
+            }
+        }
+        let c = c.unwrap_or_else(|| bs.iter().map(|b| b.tokens().len()).min().unwrap_or(0));
+        // Stage 2: vote over the window with the running-mean hidden states.
+        let hidden: Vec<&[Vec<f32>]> = bs.iter().map(|b| b.hidden()).collect();
+        let winner = most_consistent(&hidden, (c + 1)..=target.min(max).max(c + 1));
+        // Stage 3: release the other N−1 at once and finish the winner alone.
+        let mut w = bs.swap_remove(winner);
+        drop(bs);
+        if ended(&w).is_none() {
+            let left = max - w.tokens().len();
+            w.extend(&GenSpec::new(self.sampling, left))?;
+        }
+        let text = w.text();
+        let cand = Candidate {
+            answer: extract_answer(&text),
+            text,
+            score: None,
+            tokens: w.tokens().len(),
+            finish: w.finish().cloned(),
+        };
+        drop(w);
+        let candidates = vec![cand];
+        Ok(Solution {
+            strategy: self.name(),
+            answer: candidates[0].answer.clone(),
+            chosen: Some(0),
+            truncated: was_truncated(&candidates),
+            candidates,
+            stats: session.stats(),
+            scorer_stats: None,
+            scoring_ms: 0.0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn divergence_is_the_first_length_with_pairwise_distinct_prefixes() {
+        let a: &[Token] = &[1, 2, 3, 4];
+        let b: &[Token] = &[1, 2, 5, 6];
+        let c: &[Token] = &[1, 7, 3, 4];
+        // Length 1: all "1". Length 2: a = b. Length 3: 123, 125, 173: distinct.
+        assert_eq!(divergence(&[a, b, c], &[None, None, None]), Some(3));
+        // Two identical samples never diverge: not yet.
+        assert_eq!(divergence(&[a, a], &[None, None]), None);
+        // …unless one ends: then c is where it ended.
+        assert_eq!(divergence(&[a, a], &[None, Some(2)]), Some(2));
+        // Too few tokens to tell yet.
+        assert_eq!(divergence(&[&a[..2], &b[..2]], &[None, None]), None);
+    }
+
+    #[test]
+    fn the_sample_closest_to_the_others_wins() {
+        let v = |x: f32, y: f32| vec![x, y];
+        // Sample 1 sits between 0 and 2 in direction; it is the most consistent.
+        let h0 = vec![v(1.0, 0.0), v(1.0, 0.0), v(1.0, 0.0)];
+        let h1 = vec![v(1.0, 1.0), v(1.0, 1.0), v(1.0, 1.0)];
+        let h2 = vec![v(0.0, 1.0), v(0.0, 1.0), v(0.0, 1.0)];
+        assert_eq!(most_consistent(&[&h0, &h1, &h2], 1..=3), 1);
+        // Two agreeing samples outvote a lone one: the winner is one of the pair (first).
+        assert_eq!(most_consistent(&[&h2, &h0, &h0], 1..=3), 1);
+    }
+}
