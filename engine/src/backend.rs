@@ -12,6 +12,9 @@ pub type Token = i32;
 /// A KV-cache sequence id (`0..n_seq_max`).
 pub type SeqId = i32;
 
+/// What `Backend::decode` calls for each row with logits: (row, logits, hidden state).
+pub type OnRow<'a> = dyn FnMut(usize, &[f32], Option<&[f32]>) + 'a;
+
 /// One token of a batch: which sequence, at which position, and whether its logits are wanted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchToken {
@@ -93,11 +96,7 @@ pub trait Backend: Send {
     /// Evaluate a batch; call `on_row(i, logits, hidden)` for every entry `i` that asked
     /// for logits. `hidden` is the final-layer hidden state at that position, when the
     /// backend was created with hidden states (`BackendInfo::n_embd > 0`).
-    fn decode(
-        &mut self,
-        batch: &[BatchToken],
-        on_row: &mut dyn FnMut(usize, &[f32], Option<&[f32]>),
-    ) -> Result<()>;
+    fn decode(&mut self, batch: &[BatchToken], on_row: &mut OnRow<'_>) -> Result<()>;
     /// Make `dst` (empty) share the first `len` positions of `src` (a metadata copy).
     fn copy_seq(&mut self, src: SeqId, dst: SeqId, len: u32) -> Result<()>;
     /// Drop positions `from..` of `seq` (`from = 0` empties it).

@@ -3,7 +3,7 @@
 //! `llama_cpp_2` types.
 
 use crate::backend::{
-    raw, Backend, BackendInfo, BatchToken, ChatMessage, PromptFormat, SeqId, Token,
+    raw, Backend, BackendInfo, BatchToken, ChatMessage, OnRow, PromptFormat, SeqId, Token,
 };
 use crate::error::{EngineError, Result};
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
@@ -183,11 +183,7 @@ impl Backend for LlamaCpp {
         &self.info
     }
 
-    fn decode(
-        &mut self,
-        batch: &[BatchToken],
-        on_row: &mut dyn FnMut(usize, &[f32], Option<&[f32]>),
-    ) -> Result<()> {
+    fn decode(&mut self, batch: &[BatchToken], on_row: &mut OnRow<'_>) -> Result<()> {
         if batch.is_empty() || batch.len() > self.info.n_batch as usize {
             return Err(EngineError::Decode(format!(
                 "batch of {} tokens (n_batch {})",

@@ -4,7 +4,7 @@
 //! (positions, sequence ids, batch size) and fails loudly where llama.cpp would abort.
 
 use crate::backend::{
-    chatml, raw, Backend, BackendInfo, BatchToken, ChatMessage, PromptFormat, SeqId, Token,
+    chatml, raw, Backend, BackendInfo, BatchToken, ChatMessage, OnRow, PromptFormat, SeqId, Token,
 };
 use crate::error::{EngineError, Result};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -197,11 +197,7 @@ impl Backend for MockBackend {
         &self.info
     }
 
-    fn decode(
-        &mut self,
-        batch: &[BatchToken],
-        on_row: &mut dyn FnMut(usize, &[f32], Option<&[f32]>),
-    ) -> Result<()> {
+    fn decode(&mut self, batch: &[BatchToken], on_row: &mut OnRow<'_>) -> Result<()> {
         if batch.is_empty() || batch.len() > self.info.n_batch as usize {
             return Err(EngineError::Decode(format!(
                 "batch of {} tokens (n_batch {})",

@@ -206,7 +206,7 @@ impl Strategy for StBoN {
             )?;
             if c.is_none() {
                 let toks: Vec<&[Token]> = bs.iter().map(|b| b.tokens()).collect();
-                let ends: Vec<Option<usize>> = bs.iter().map(|b| ended(b)).collect();
+                let ends: Vec<Option<usize>> = bs.iter().map(&ended).collect();
                 if let Some(found) = divergence(&toks, &ends) {
                     let tau = ((self.tau_coeff * found as f64).floor() as usize).max(1);
                     c = Some(found);

@@ -357,8 +357,10 @@ fn st_bon_needs_hidden_states_and_a_positive_tau() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("hidden states"), "{err}");
-    let mut o = StrategyOptions::default();
-    o.tau_coeff = 0.0;
+    let o = StrategyOptions {
+        tau_coeff: 0.0,
+        ..StrategyOptions::default()
+    };
     let err = build("st-bon", &o).err().unwrap().to_string();
     assert!(err.contains("tau coefficient"), "{err}");
 }
