@@ -122,6 +122,12 @@ struct RunArgs {
     /// st-bon: keep sampling τ = m·c tokens past the divergence step c (m > 0).
     #[arg(long, default_value_t = 1.0)]
     tau_coeff: f64,
+    /// rsd: the small draft model (the --model is the target).
+    #[arg(long)]
+    draft_model: Option<String>,
+    /// rsd: accept a draft step whose score is ≥ δ, in [0, 1].
+    #[arg(long, default_value_t = 0.7)]
+    threshold: f64,
     #[arg(long, default_value_t = 0.8)]
     temperature: f32,
     #[arg(long, default_value_t = 1.0)]
@@ -232,7 +238,55 @@ impl RunArgs {
             wave: self.wave,
             certainty: self.certainty,
             tau_coeff: self.tau_coeff,
+            draft: None,
+            threshold: self.threshold,
         })
+    }
+
+    /// Build the named strategies; for `rsd`, load the draft model first.
+    fn strategies(
+        &self,
+        names: &[String],
+        m: &ModelArgs,
+        problems: usize,
+    ) -> Result<Vec<Box<dyn search::Strategy>>> {
+        let mut opts = self.options()?;
+        if names.iter().any(|n| n.trim() == "rsd") {
+            if !(0.0..=1.0).contains(&self.threshold) {
+                bail!(
+                    "invalid --threshold: {} (δ must be in [0, 1])",
+                    self.threshold
+                );
+            }
+            let Some(d) = &self.draft_model else {
+                bail!("rsd needs a draft model: --draft-model PATH|smollm2|qwen2.5-coder-0.5b (--model is the target)");
+            };
+            let target = m.path().context("the target model (--model)")?;
+            ponder::engine::llama::check_gguf(&target).context("the target model (--model)")?;
+            let draft = ponder::models::resolve(d)
+                .with_context(|| format!("the draft model (--draft-model {d})"))?;
+            ponder::engine::llama::check_gguf(&draft)
+                .with_context(|| format!("the draft model (--draft-model {d})"))?;
+            if draft == target {
+                eprintln!(
+                    "warning: the draft and target models are the same file ({}): RSD is pointless",
+                    draft.display()
+                );
+            }
+            let dm = ModelArgs {
+                model: Some(draft.display().to_string()),
+                ctx: None,
+                threads: m.threads,
+                gpu_layers: m.gpu_layers,
+            };
+            let engine = load_engine(&dm, problems, 1, 512, self.max_tokens, false)
+                .context("loading the draft model")?;
+            opts.draft = Some(engine);
+        }
+        Ok(names
+            .iter()
+            .map(|s| search::build(s.trim(), &opts))
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     /// The scorer's own model, if it has one: loaded with room for `seqs` tracks.
@@ -456,8 +510,11 @@ fn spinner(msg: &str) -> ProgressBar {
 }
 
 fn solve(a: SolveArgs) -> Result<()> {
-    let opts = a.run.options()?;
-    let strategy = search::build(&a.strategy, &opts)?;
+    let strategy = a
+        .run
+        .strategies(std::slice::from_ref(&a.strategy), &a.model, 1)?
+        .pop()
+        .expect("one strategy");
     let branches = strategy.sequences();
     let pb = spinner("loading the model");
     let hidden = a.strategy == "st-bon";
@@ -519,6 +576,7 @@ fn json_report(sol: &Solution, engine: &Engine, seed: u64) -> serde_json::Value 
         "candidates": sol.candidates,
         "stats": sol.stats,
         "scorer_stats": sol.scorer_stats,
+        "draft": sol.draft,
     })
 }
 
@@ -563,6 +621,13 @@ fn print_report(sol: &Solution) {
     print_stats("stats", &sol.stats);
     if let Some(s) = &sol.scorer_stats {
         print_stats("scorer model", s);
+    }
+    if let Some(d) = &sol.draft {
+        println!(
+            "--- draft (rsd) ---\n{} of {} steps accepted · acceptance rate {:.2} (draft tokens kept / generated) · target generated {}",
+            d.accepted_steps, d.steps, d.acceptance_rate, d.target_generated
+        );
+        print_stats("draft model", &d.stats);
     }
 }
 
@@ -619,15 +684,10 @@ fn bench(a: BenchArgs) -> Result<()> {
 
 fn bench_search(a: BenchSearchArgs) -> Result<()> {
     use ponder::eval::dataset;
-    let opts = a.run.options()?;
-    let strategies = a
-        .strategies
-        .iter()
-        .map(|s| search::build(s.trim(), &opts))
-        .collect::<Result<Vec<_>, _>>()?;
     if a.problems == 0 {
         bail!("invalid --problems: 0 (must be ≥ 1)");
     }
+    let strategies = a.run.strategies(&a.strategies, &a.model, 1)?;
     let data = dataset::load(&a.dataset, None, dataset::OnBadLine::Stop)?;
     let problems: Vec<(Problem, Option<String>)> = data
         .items
@@ -705,15 +765,10 @@ fn bench_search(a: BenchSearchArgs) -> Result<()> {
 
 fn eval(a: EvalArgs) -> Result<()> {
     use ponder::eval::{self, dataset, records::RecordLog};
-    let opts = a.run.options()?;
     if a.concurrency == 0 {
         bail!("invalid --concurrency: 0 (must be ≥ 1)");
     }
-    let strategies = a
-        .strategies
-        .iter()
-        .map(|s| search::build(s.trim(), &opts))
-        .collect::<Result<Vec<_>, _>>()?;
+    let strategies = a.run.strategies(&a.strategies, &a.model, a.concurrency)?;
     let fields = match (&a.question_field, &a.answer_field) {
         (Some(q), Some(x)) => Some((q.as_str(), x.as_str())),
         (None, None) => None,

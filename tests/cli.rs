@@ -309,3 +309,74 @@ fn token_saving_strategies_run_from_the_cli() {
     let out = ponder(&["solve", "q", "--strategy", "spec-rejection", "--alpha", "1"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("alpha"));
 }
+
+#[test]
+fn rsd_runs_with_a_draft_and_names_bad_models() {
+    let out = ponder(&[
+        "solve",
+        "What is 6 times 7?",
+        "--strategy",
+        "rsd",
+        "--draft-model",
+        "smollm2",
+        "--scorer",
+        "verifier",
+        "--max-tokens",
+        "40",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("RSD is pointless"),
+        "same file for both: {err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["draft"];
+    assert!(d["steps"].as_u64().unwrap() >= 1);
+    let rate = d["acceptance_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&rate));
+    assert!(d["stats"]["generated_tokens"].as_u64().unwrap() > 0);
+
+    let cases: &[(&[&str], &str)] = &[
+        (&["--strategy", "rsd"], "rsd needs a draft model"),
+        (
+            &["--strategy", "rsd", "--draft-model", "/no/draft.gguf"],
+            "the draft model",
+        ),
+        (
+            &[
+                "--strategy",
+                "rsd",
+                "--draft-model",
+                "smollm2",
+                "--model",
+                "/no/target.gguf",
+            ],
+            "the target model",
+        ),
+        (
+            &[
+                "--strategy",
+                "rsd",
+                "--draft-model",
+                "smollm2",
+                "--threshold",
+                "1.5",
+            ],
+            "--threshold",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut a = vec!["solve", "q", "--max-tokens", "16"];
+        a.extend_from_slice(args);
+        let out = ponder(&a);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -158,6 +158,7 @@ impl Strategy for BeamSearch {
             stats: tree.stats(),
             scorer_stats: tree.scorer_stats(),
             scoring_ms: tree.scoring_ms(),
+            draft: None,
         })
     }
 }

@@ -110,6 +110,7 @@ impl Strategy for BestOfN {
             stats,
             scorer_stats: None,
             scoring_ms,
+            draft: None,
         })
     }
 }

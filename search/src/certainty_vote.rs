@@ -89,6 +89,7 @@ impl Strategy for CertaintyVote {
             stats: session.stats(),
             scorer_stats: None,
             scoring_ms,
+            draft: None,
         })
     }
 }

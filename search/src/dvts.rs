@@ -131,6 +131,7 @@ impl Strategy for Dvts {
             stats: tree.stats(),
             scorer_stats: tree.scorer_stats(),
             scoring_ms: tree.scoring_ms(),
+            draft: None,
         })
     }
 }

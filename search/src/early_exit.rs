@@ -174,6 +174,7 @@ impl Strategy for EarlyExit {
             stats: session.stats(),
             scorer_stats: None,
             scoring_ms: 0.0,
+            draft: None,
         })
     }
 }

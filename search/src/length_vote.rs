@@ -129,6 +129,7 @@ impl Strategy for LengthVote {
             stats,
             scorer_stats: None,
             scoring_ms,
+            draft: None,
         })
     }
 }

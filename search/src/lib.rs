@@ -19,6 +19,7 @@ mod dvts;
 pub mod early_exit;
 pub mod length_vote;
 mod mcts;
+mod rsd;
 mod spec_rejection;
 mod st_bon;
 mod strategy;
@@ -32,9 +33,12 @@ pub use dvts::Dvts;
 pub use early_exit::EarlyExit;
 pub use length_vote::LengthVote;
 pub use mcts::{Mcts, TreeNode};
+pub use rsd::Rsd;
 pub use spec_rejection::{Round, SpecRejection};
 pub use st_bon::{divergence, most_consistent, StBoN};
-pub use strategy::{Candidate, Cx, Problem, SearchError, Solution, Strategy, MATH_SYSTEM_PROMPT};
+pub use strategy::{
+    Candidate, Cx, DraftReport, Problem, SearchError, Solution, Strategy, MATH_SYSTEM_PROMPT,
+};
 pub use tree::{StepUnit, Steps};
 pub use vote::Vote;
 
@@ -52,6 +56,7 @@ pub const STRATEGY_NAMES: &[&str] = &[
     "early-exit",
     "certainty-vote",
     "st-bon",
+    "rsd",
 ];
 
 /// Plain settings shared by the strategies, as the CLI and `ponder eval` give them.
@@ -90,6 +95,9 @@ pub struct StrategyOptions {
     pub certainty: f64,
     /// ST-BoN: τ = m · c tokens past the divergence step.
     pub tau_coeff: f64,
+    /// RSD: the draft model's engine and the acceptance threshold δ.
+    pub draft: Option<ponder_engine::Engine>,
+    pub threshold: f64,
 }
 
 impl Default for StrategyOptions {
@@ -116,6 +124,8 @@ impl Default for StrategyOptions {
             wave: CertaintyVote::default().wave,
             certainty: CertaintyVote::default().threshold,
             tau_coeff: StBoN::default().tau_coeff,
+            draft: None,
+            threshold: 0.7,
         }
     }
 }
@@ -199,6 +209,17 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             max_tokens: o.max_tokens,
             ..StBoN::default()
         })?),
+        "rsd" => {
+            let draft = o.draft.clone().ok_or_else(|| {
+                strategy::invalid("draft model", "rsd needs a draft model (--draft-model)")
+            })?;
+            let mut r = Rsd::new(draft);
+            r.threshold = o.threshold;
+            r.max_tokens = o.max_tokens;
+            r.steps = o.steps.clone();
+            r.validate()?;
+            Box::new(r)
+        }
         other => return Err(SearchError::UnknownStrategy(other.to_string())),
     })
 }

@@ -216,6 +216,7 @@ impl Mcts {
             stats: tree.stats(),
             scorer_stats: tree.scorer_stats(),
             scoring_ms: tree.scoring_ms(),
+            draft: None,
         };
         Ok((sol, nodes))
     }

@@ -174,6 +174,7 @@ impl SpecRejection {
                 stats: session.stats(),
                 scorer_stats: None,
                 scoring_ms,
+                draft: None,
             },
             rounds,
         ))

@@ -244,6 +244,7 @@ impl Strategy for StBoN {
             stats: session.stats(),
             scorer_stats: None,
             scoring_ms: 0.0,
+            draft: None,
         })
     }
 }

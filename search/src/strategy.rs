@@ -97,12 +97,17 @@ impl Cx {
 
     /// The prompt text for a problem.
     pub fn prompt(&self, p: &Problem) -> Result<String, SearchError> {
+        self.prompt_for(&self.engine, p)
+    }
+
+    /// The prompt text for a problem in another engine's chat template (e.g. a draft model).
+    pub fn prompt_for(&self, engine: &Engine, p: &Problem) -> Result<String, SearchError> {
         let mut msgs = Vec::new();
         if let Some(s) = &self.system {
             msgs.push(ChatMessage::new("system", s.clone()));
         }
         msgs.push(ChatMessage::new("user", p.question.clone()));
-        Ok(self.engine.format_prompt(&self.format, &msgs)?)
+        Ok(engine.format_prompt(&self.format, &msgs)?)
     }
 
     /// A session for one problem, with the run's seed and budget.
@@ -170,8 +175,24 @@ pub struct Solution {
     /// Wall time spent inside scorer calls (step-level searches), in ms.
     #[serde(default)]
     pub scoring_ms: f64,
+    /// Reward-guided speculative decoding: the draft model's cost and its acceptance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<DraftReport>,
     /// True when a budget, deadline or cancel cut the search short.
     pub truncated: bool,
+}
+
+/// What a draft model did in reward-guided speculative decoding.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DraftReport {
+    /// The draft model's own cost (its session).
+    pub stats: Stats,
+    pub steps: usize,
+    pub accepted_steps: usize,
+    /// Draft tokens kept / draft tokens generated (the paper's acceptance rate).
+    pub acceptance_rate: f64,
+    /// Tokens the target model generated itself.
+    pub target_generated: u64,
 }
 
 impl Solution {

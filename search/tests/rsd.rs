@@ -1,0 +1,86 @@
+//! Reward-guided speculative decoding on two mock models: the draft's first step is
+//! wrong (2 + 2 = 5), the target's right; the arithmetic verifier is the reward.
+
+use ponder_engine::mock::{ChoiceModel, MockConfig};
+use ponder_engine::Engine;
+use ponder_scorers::{ArithmeticVerifier, Sample};
+use ponder_search::{build, Cx, Problem, Rsd, Strategy, StrategyOptions};
+use std::sync::Arc;
+
+const RIGHT: &str = "Step 1: 2 + 2 = 4.\n\nSo \\boxed{4}.";
+const WRONG: &str = "Step 1: 2 + 2 = 5.\n\nSo \\boxed{5}.";
+
+fn mock(choices: &[(&str, f32)]) -> Engine {
+    Engine::mock(MockConfig {
+        model: Arc::new(ChoiceModel::new(choices)),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Greedy draft prefers the wrong path; once the right step is in its context it can
+/// only follow the right one. The target knows only the right path.
+fn setup() -> (Cx, Rsd) {
+    let draft = mock(&[(WRONG, 0.9), (RIGHT, 0.1)]);
+    let target = mock(&[(RIGHT, 1.0)]);
+    let cx = Cx::new(target).with_scorer(ArithmeticVerifier::default());
+    let mut rsd = Rsd::new(draft);
+    rsd.max_tokens = 128;
+    (cx, rsd)
+}
+
+#[test]
+fn a_rejected_draft_step_is_rewritten_by_the_target() {
+    let (cx, rsd) = setup();
+    let sol = rsd.solve(&cx, &Problem::new(0, "2+2?")).unwrap();
+    assert_eq!(sol.answer.as_deref(), Some("4"));
+    assert_eq!(sol.text(), Some(RIGHT));
+    let d = sol.draft.as_ref().unwrap();
+    // Step 1: the draft's "= 5" scores 0 < 0.7, rejected; the target writes it.
+    // Step 2: the draft's "So \boxed{4}." has no equation (neutral 1), accepted.
+    assert_eq!((d.steps, d.accepted_steps), (2, 1));
+    let step1 = "Step 1: 2 + 2 = 4.\n\n".len();
+    let step2 = "So \\boxed{4}.".len() + 1; // + the end token
+    assert_eq!(d.target_generated as usize, step1);
+    assert_eq!(d.stats.generated_tokens as usize, step1 + step2);
+    assert!((d.acceptance_rate - step2 as f64 / (step1 + step2) as f64).abs() < 1e-12);
+    // The target read the accepted step without sampling it; the draft read the target's.
+    assert_eq!(sol.stats.generated_tokens as usize, step1);
+}
+
+#[test]
+fn the_threshold_decides_at_the_boundary() {
+    let (cx, mut rsd) = setup();
+    assert!(rsd.accepts(0.7) && !rsd.accepts(0.699));
+    // δ = 0: every draft step is accepted, the target never samples.
+    rsd.threshold = 0.0;
+    let sol = rsd.solve(&cx, &Problem::new(0, "q")).unwrap();
+    assert_eq!(sol.answer.as_deref(), Some("5"));
+    assert_eq!(sol.draft.as_ref().unwrap().target_generated, 0);
+    assert_eq!(sol.draft.as_ref().unwrap().acceptance_rate, 1.0);
+    // A reward that accepts nothing: the target writes every step.
+    let never = cx.clone().with_scorer(|_: &Sample<'_>| 0.0);
+    rsd.threshold = 0.7;
+    let sol = rsd.solve(&never, &Problem::new(0, "q")).unwrap();
+    let d = sol.draft.as_ref().unwrap();
+    assert_eq!(d.accepted_steps, 0);
+    assert_eq!(d.acceptance_rate, 0.0);
+    assert_eq!(sol.text(), Some(RIGHT));
+    assert_eq!(d.target_generated as usize, RIGHT.len() + 1);
+}
+
+#[test]
+fn bad_settings_are_named() {
+    let (_, rsd) = setup();
+    let mut o = StrategyOptions {
+        threshold: 1.5,
+        draft: Some(rsd.draft.clone()),
+        ..StrategyOptions::default()
+    };
+    let err = build("rsd", &o).err().unwrap().to_string();
+    assert!(err.contains("δ must be in [0, 1]"), "{err}");
+    o.draft = None;
+    o.threshold = 0.7;
+    let err = build("rsd", &o).err().unwrap().to_string();
+    assert!(err.contains("--draft-model"), "{err}");
+}
