@@ -406,6 +406,11 @@ impl Branch {
     pub fn tokens(&self) -> &[Token] {
         &self.tokens
     }
+    /// Byte length of each completion token's text (0 for end-of-generation tokens): the
+    /// text of the first `k` tokens is the first `Σ piece_lens()[..k]` bytes of the text.
+    pub fn piece_lens(&self) -> &[u32] {
+        &self.piece_lens
+    }
     /// Log-probability of each completion token under the model (NaN where not computed).
     pub fn logprobs(&self) -> &[f32] {
         &self.logprobs

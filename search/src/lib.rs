@@ -17,6 +17,7 @@ mod best_of_n;
 mod certainty_vote;
 mod dvts;
 pub mod early_exit;
+mod fast_mcts;
 pub mod length_vote;
 mod mcts;
 mod rsd;
@@ -31,6 +32,7 @@ pub use best_of_n::BestOfN;
 pub use certainty_vote::CertaintyVote;
 pub use dvts::Dvts;
 pub use early_exit::EarlyExit;
+pub use fast_mcts::{FastMcts, StepNode};
 pub use length_vote::LengthVote;
 pub use mcts::{Mcts, TreeNode};
 pub use rsd::Rsd;
@@ -57,6 +59,7 @@ pub const STRATEGY_NAMES: &[&str] = &[
     "certainty-vote",
     "st-bon",
     "rsd",
+    "fast-mcts",
 ];
 
 /// Plain settings shared by the strategies, as the CLI and `ponder eval` give them.
@@ -209,6 +212,14 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             max_tokens: o.max_tokens,
             ..StBoN::default()
         })?),
+        "fast-mcts" => Box::new(checked(FastMcts {
+            trajectories: o.n,
+            sampling: o.sampling,
+            max_tokens: o.max_tokens,
+            steps: o.steps.clone(),
+            vote: o.vote.unwrap_or(Vote::Majority),
+            ..FastMcts::default()
+        })?),
         "rsd" => {
             let draft = o.draft.clone().ok_or_else(|| {
                 strategy::invalid("draft model", "rsd needs a draft model (--draft-model)")
@@ -279,6 +290,12 @@ impl Check for CertaintyVote {
 }
 
 impl Check for StBoN {
+    fn check(&self) -> Result<(), SearchError> {
+        self.validate()
+    }
+}
+
+impl Check for FastMcts {
     fn check(&self) -> Result<(), SearchError> {
         self.validate()
     }
