@@ -281,6 +281,11 @@ fn token_saving_strategies_run_from_the_cli() {
         ),
         ("certainty-vote", &["--n", "8", "--wave", "4"][..]),
         ("st-bon", &["--n", "4"][..]),
+        ("fast-mcts", &["--n", "3", "--scorer", "verifier"][..]),
+        (
+            "dpts",
+            &["--n", "2", "--beam-width", "2", "--scorer", "verifier"][..],
+        ),
     ] {
         let mut args = vec![
             "solve",

@@ -15,6 +15,7 @@ pub mod answer;
 mod beam;
 mod best_of_n;
 mod certainty_vote;
+mod dpts;
 mod dvts;
 pub mod early_exit;
 mod fast_mcts;
@@ -30,6 +31,7 @@ pub mod vote;
 pub use beam::BeamSearch;
 pub use best_of_n::BestOfN;
 pub use certainty_vote::CertaintyVote;
+pub use dpts::{transition, Dpts, Mode, Transition};
 pub use dvts::Dvts;
 pub use early_exit::EarlyExit;
 pub use fast_mcts::{FastMcts, StepNode};
@@ -60,6 +62,7 @@ pub const STRATEGY_NAMES: &[&str] = &[
     "st-bon",
     "rsd",
     "fast-mcts",
+    "dpts",
 ];
 
 /// Plain settings shared by the strategies, as the CLI and `ponder eval` give them.
@@ -212,6 +215,15 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             max_tokens: o.max_tokens,
             ..StBoN::default()
         })?),
+        "dpts" => Box::new(checked(Dpts {
+            width: o.width,
+            max_parallel: o.n.min(64),
+            sampling: o.sampling,
+            max_tokens: o.max_tokens,
+            steps: o.steps.clone(),
+            vote: o.vote.unwrap_or(Vote::Majority),
+            ..Dpts::default()
+        })?),
         "fast-mcts" => Box::new(checked(FastMcts {
             trajectories: o.n,
             sampling: o.sampling,
@@ -296,6 +308,12 @@ impl Check for StBoN {
 }
 
 impl Check for FastMcts {
+    fn check(&self) -> Result<(), SearchError> {
+        self.validate()
+    }
+}
+
+impl Check for Dpts {
     fn check(&self) -> Result<(), SearchError> {
         self.validate()
     }

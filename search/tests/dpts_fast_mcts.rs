@@ -1,5 +1,5 @@
-//! FastMCTS on the mock backend: the stay policy, dynamic exploration and the tree it
-//! grows (every simulated step a node), with the arithmetic verifier as the win signal.
+//! FastMCTS and DPTS on the mock backend: the stay policy, dynamic exploration, the tree
+//! it grows (every simulated step a node), and DPTS paths, with the arithmetic verifier.
 
 use ponder_engine::mock::{ChoiceModel, MockConfig};
 use ponder_engine::{Engine, SamplingParams};
@@ -107,4 +107,62 @@ fn bad_thresholds_are_named() {
     let cx = Cx::new(Engine::mock(MockConfig::default()).unwrap());
     let err = f.solve(&cx, &Problem::new(0, "q")).unwrap_err().to_string();
     assert!(err.contains("l_low"), "{err}");
+}
+
+mod dpts {
+    use super::*;
+    use ponder_engine::mock::MockCounters;
+    use ponder_search::Dpts;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    fn run(n_ctx: u32, counters: Arc<MockCounters>) -> Result<ponder_search::Solution, String> {
+        let model = ChoiceModel::new(&[
+            ("Step 1: 2 + 2 = 4.\n\nStep 2: so 4.\n\nSo \\boxed{4}.", 0.3),
+            ("Step 1: 2 + 2 = 5.\n\nStep 2: so 5.\n\nSo \\boxed{5}.", 0.7),
+        ]);
+        let engine = Engine::mock(MockConfig {
+            model: Arc::new(model),
+            n_ctx,
+            counters,
+            ..Default::default()
+        })
+        .unwrap();
+        let cx = Cx::new(engine).with_scorer(ArithmeticVerifier::default());
+        let d = Dpts {
+            sampling: SamplingParams {
+                temperature: 1.0,
+                ..Default::default()
+            },
+            max_tokens: 96,
+            ..Dpts::default()
+        };
+        d.solve(&cx, &Problem::new(0, "q"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn dpts_finishes_paths_without_rereading_or_leaking() {
+        let counters = Arc::new(MockCounters::default());
+        let sol = run(16384, counters.clone()).unwrap();
+        assert!(!sol.candidates.is_empty() && sol.chosen.is_some());
+        let s = &sol.stats;
+        assert!(
+            s.decoded_tokens <= s.prompt_tokens + s.generated_tokens,
+            "{s:?}"
+        );
+        // The verifier rewards "= 4": finished paths with a right first step score 1.
+        assert!(sol
+            .candidates
+            .iter()
+            .any(|c| c.answer.as_deref() == Some("4")));
+        assert_eq!(sol.answer.as_deref(), Some("4"));
+        assert_eq!(counters.live_seqs.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn no_kv_room_for_one_path_is_an_error() {
+        // One path needs width × step tokens = 4 × 96 cells; 256 is too few.
+        let err = run(256, Arc::default()).unwrap_err();
+        assert!(err.contains("no room for even one path"), "{err}");
+    }
 }

@@ -1,0 +1,351 @@
+//! DPTS, dynamic parallel tree search (Ding et al., ACL 2025): a frontier of paths, each
+//! either exploiting or exploring, expanded together in one batch per round. The number
+//! of paths follows free KV capacity (the paper's GPU-memory rule, on the engine's own
+//! accounting). An exploiting path whose best child scores at most θ_es = λ_es · mean
+//! reward stops early (its nodes stay as material for later refills); an exploring path
+//! whose best child reaches θ_ds = λ_ds · mean reward is promoted to exploit ("deep
+//! seek"). Finished paths back up their reward; the answer is a vote over them.
+
+use crate::strategy::{
+    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
+};
+use crate::tree::{Node, StepUnit, Steps, Tree};
+use crate::vote::{select, Vote};
+use ponder_engine::SamplingParams;
+use serde::{Deserialize, Serialize};
+
+/// Dynamic parallel tree search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dpts {
+    /// Children per expansion (tree_width).
+    pub width: usize,
+    /// Most paths in the frontier (num_beams); fewer when the KV cache is short.
+    pub max_parallel: usize,
+    /// θ_es = λ_es · mean reward; θ_ds = λ_ds · mean reward.
+    pub lambda_es: f64,
+    pub lambda_ds: f64,
+    /// Finished paths before the search may stop early (t*).
+    pub t_star: usize,
+    /// Share of each refill that exploits (the best by reward).
+    pub p: f64,
+    /// Exploration constant of the refill score (1/√2).
+    pub c: f64,
+    /// Rounds (max_rollout).
+    pub max_rounds: usize,
+    /// Most unexpanded nodes kept alive as refill material (each holds a sequence).
+    pub max_live: usize,
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+    pub steps: Steps,
+    pub vote: Vote,
+}
+
+impl Default for Dpts {
+    fn default() -> Self {
+        Self {
+            width: 4,
+            max_parallel: 4,
+            lambda_es: 0.8,
+            lambda_ds: 0.8,
+            t_star: 5,
+            p: 0.5,
+            c: std::f64::consts::FRAC_1_SQRT_2,
+            max_rounds: 20,
+            max_live: 32,
+            sampling: SamplingParams {
+                temperature: 1.0,
+                top_p: 0.9,
+                ..SamplingParams::default()
+            },
+            max_tokens: 512,
+            steps: Steps::default(),
+            vote: Vote::Majority,
+        }
+    }
+}
+
+/// A frontier path's mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    Exploit,
+    Explore,
+}
+
+/// What happens to a path after its round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// An exploiting path whose best child scored ≤ θ_es leaves the frontier.
+    EarlyStop,
+    /// An exploring path whose best child scored ≥ θ_ds becomes exploiting.
+    DeepSeek,
+    /// The path moves to its best child, same mode.
+    Continue,
+}
+
+/// The transition rule.
+pub fn transition(mode: Mode, best: f64, theta_es: f64, theta_ds: f64) -> Transition {
+    match mode {
+        Mode::Exploit if best <= theta_es => Transition::EarlyStop,
+        Mode::Explore if best >= theta_ds => Transition::DeepSeek,
+        _ => Transition::Continue,
+    }
+}
+
+struct Slot {
+    node: Option<Node>,
+    parent: Option<usize>,
+    reward: f64,
+    q: f64,
+    n: u32,
+    expanded: bool,
+}
+
+impl Dpts {
+    pub fn validate(&self) -> Result<(), SearchError> {
+        if self.width == 0 || self.max_parallel == 0 || self.max_rounds == 0 {
+            return Err(invalid("width, paths and rounds", "must be ≥ 1"));
+        }
+        if !(0.0..=1.0).contains(&self.p) {
+            return Err(invalid("p", format!("{} (must be in [0, 1])", self.p)));
+        }
+        if !(self.lambda_es >= 0.0 && self.lambda_ds >= 0.0) {
+            return Err(invalid("lambda", "must be ≥ 0"));
+        }
+        if self.max_live < self.width {
+            return Err(invalid("max live nodes", "fewer than the width"));
+        }
+        self.steps.validate()
+    }
+
+    /// The refill score: Q/N + c · √(1 + N_parent) · reward / (1 + N).
+    pub fn refill_score(&self, q: f64, n: u32, parent_n: u32, reward: f64) -> f64 {
+        let mean = if n == 0 { 0.0 } else { q / n as f64 };
+        mean + self.c * (1.0 + parent_n as f64).sqrt() * reward / (1.0 + n as f64)
+    }
+
+    fn step_tokens(&self) -> usize {
+        match self.steps.unit {
+            StepUnit::Tokens(k) => k,
+            StepUnit::Delimiter(_) => self.steps.max_step_tokens,
+        }
+        .min(self.max_tokens)
+    }
+}
+
+impl Strategy for Dpts {
+    fn name(&self) -> String {
+        format!("dpts-{}x{}", self.max_parallel, self.width)
+    }
+
+    fn sequences(&self) -> usize {
+        self.max_live + self.max_parallel * self.width + 1
+    }
+
+    fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
+        self.validate()?;
+        crate::beam::check_sequences(cx, self.width + 1)?;
+        let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
+        let engine = cx.engine.clone();
+        let mut slots = vec![Slot {
+            node: Some(root),
+            parent: None,
+            reward: 0.2, // the reference's default for an unscored node
+            q: 0.0,
+            n: 0,
+            expanded: false,
+        }];
+        let mut frontier: Vec<(usize, Mode)> = vec![(0, Mode::Exploit)];
+        let mut seen_rewards: Vec<f64> = vec![0.2];
+        let mut completed: Vec<(f64, Candidate)> = Vec::new();
+        let mut truncated = false;
+        for round in 0..self.max_rounds {
+            // Paths this round: what the free KV cells and sequence ids allow.
+            let cap = engine.capacity()?;
+            let per_path = self.width * self.step_tokens();
+            let room = (cap.free_cells() / per_path.max(1)).min(cap.free_seqs / self.width);
+            if room == 0 && round == 0 {
+                return Err(invalid(
+                    "KV capacity",
+                    format!(
+                        "no room for even one path: {} free cells, {} free sequences; one \
+                         path needs {per_path} cells and {} sequences",
+                        cap.free_cells(),
+                        cap.free_seqs,
+                        self.width
+                    ),
+                ));
+            }
+            let paths = self.max_parallel.min(room.max(1));
+            // Refill from the unexpanded nodes, best refill score first.
+            if frontier.len() < paths {
+                let in_p: Vec<usize> = frontier.iter().map(|f| f.0).collect();
+                let mut pool: Vec<usize> = (0..slots.len())
+                    .filter(|&i| {
+                        slots[i].node.is_some() && !slots[i].expanded && !in_p.contains(&i)
+                    })
+                    .collect();
+                let score = |i: usize| {
+                    let s = &slots[i];
+                    let pn = s.parent.map_or(0, |p| slots[p].n);
+                    self.refill_score(s.q, s.n, pn, s.reward)
+                };
+                pool.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+                pool.truncate(paths - frontier.len());
+                let k = (self.p * pool.len() as f64).ceil() as usize;
+                let mut by_reward = pool.clone();
+                by_reward.sort_by(|&a, &b| slots[b].reward.total_cmp(&slots[a].reward));
+                for &i in &pool {
+                    let mode = if by_reward[..k].contains(&i) {
+                        Mode::Exploit
+                    } else {
+                        Mode::Explore
+                    };
+                    frontier.push((i, mode));
+                    seen_rewards.push(slots[i].reward);
+                }
+            }
+            if frontier.is_empty() {
+                break;
+            }
+            let best_done = completed.iter().map(|c| c.0).fold(f64::MIN, f64::max);
+            let best_live = frontier
+                .iter()
+                .map(|f| slots[f.0].reward)
+                .fold(f64::MIN, f64::max);
+            if completed.len() >= self.t_star && best_live < best_done {
+                break;
+            }
+            // One batched expansion of every path.
+            let mut parents: Vec<Node> = frontier
+                .iter()
+                .map(|f| slots[f.0].node.take().expect("frontier nodes are live"))
+                .collect();
+            tree.settle(parents.iter_mut())?;
+            let mut kids: Vec<Vec<Node>> = parents
+                .iter()
+                .map(|p| tree.fork(p, self.width))
+                .collect::<Result<_, _>>()?;
+            drop(parents);
+            {
+                let mut all: Vec<&mut Node> = kids.iter_mut().flatten().collect();
+                tree.grow(&mut all, false, None)?;
+            }
+            let mean = seen_rewards.iter().sum::<f64>() / seen_rewards.len() as f64;
+            let (theta_es, theta_ds) = (self.lambda_es * mean, self.lambda_ds * mean);
+            let mut next = Vec::new();
+            for ((parent, mode), ks) in frontier.drain(..).zip(kids) {
+                slots[parent].expanded = true;
+                let mut best: Option<usize> = None;
+                for k in ks {
+                    let id = slots.len();
+                    let reward = k.value;
+                    truncated |= k.cut();
+                    let terminal = k.done;
+                    if terminal {
+                        completed.push((reward, tree.candidate(&k)));
+                        // Back up the finished path's reward to the root.
+                        let mut at = Some(parent);
+                        while let Some(i) = at {
+                            slots[i].q += reward;
+                            slots[i].n += 1;
+                            at = slots[i].parent;
+                        }
+                    }
+                    slots.push(Slot {
+                        node: (!terminal).then_some(k),
+                        parent: Some(parent),
+                        reward,
+                        q: if terminal { reward } else { 0.0 },
+                        n: u32::from(terminal),
+                        expanded: false,
+                    });
+                    if !terminal && best.is_none_or(|b| reward > slots[b].reward) {
+                        best = Some(id);
+                    }
+                }
+                let Some(b) = best else { continue }; // every child finished
+                match transition(mode, slots[b].reward, theta_es, theta_ds) {
+                    Transition::EarlyStop => {}
+                    Transition::DeepSeek => next.push((b, Mode::Exploit)),
+                    Transition::Continue => next.push((b, mode)),
+                }
+            }
+            frontier = next;
+            // Keep the refill material within max_live sequences: drop the weakest.
+            let in_p: Vec<usize> = frontier.iter().map(|f| f.0).collect();
+            let mut live: Vec<usize> = (0..slots.len())
+                .filter(|&i| slots[i].node.is_some() && !in_p.contains(&i))
+                .collect();
+            if live.len() > self.max_live {
+                live.sort_by(|&a, &b| slots[a].reward.total_cmp(&slots[b].reward));
+                for &i in &live[..live.len() - self.max_live] {
+                    slots[i].node = None;
+                }
+            }
+            if truncated {
+                break;
+            }
+        }
+        let mut candidates: Vec<Candidate> = completed.into_iter().map(|c| c.1).collect();
+        if candidates.is_empty() {
+            // Never nothing: the best live paths as they stand.
+            let mut live: Vec<&Slot> = slots.iter().filter(|s| s.node.is_some()).collect();
+            live.sort_by(|a, b| b.reward.total_cmp(&a.reward));
+            candidates = live
+                .iter()
+                .take(self.max_parallel)
+                .map(|s| tree.candidate(s.node.as_ref().expect("live")))
+                .collect();
+            truncated = true;
+        }
+        drop(slots);
+        let chosen = select(&candidates, self.vote);
+        Ok(Solution {
+            strategy: self.name(),
+            answer: chosen.and_then(|i| candidates[i].answer.clone()),
+            chosen,
+            truncated: truncated || was_truncated(&candidates),
+            candidates,
+            stats: tree.stats(),
+            scorer_stats: tree.scorer_stats(),
+            scoring_ms: tree.scoring_ms(),
+            draft: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_by_hand() {
+        // θ_es = θ_ds = 0.8 · 0.5 = 0.4.
+        let (es, ds) = (0.4, 0.4);
+        assert_eq!(
+            transition(Mode::Exploit, 0.4, es, ds),
+            Transition::EarlyStop
+        );
+        assert_eq!(
+            transition(Mode::Exploit, 0.41, es, ds),
+            Transition::Continue
+        );
+        assert_eq!(transition(Mode::Explore, 0.4, es, ds), Transition::DeepSeek);
+        assert_eq!(
+            transition(Mode::Explore, 0.39, es, ds),
+            Transition::Continue
+        );
+    }
+
+    #[test]
+    fn refill_score_by_hand() {
+        let d = Dpts {
+            c: 0.5,
+            ..Dpts::default()
+        };
+        // Unvisited: 0 + 0.5 · √(1 + 3) · 0.6 / 1 = 0.6.
+        assert!((d.refill_score(0.0, 0, 3, 0.6) - 0.6).abs() < 1e-12);
+        // Visited twice with Q = 1: 0.5 + 0.5 · √1 · 0.6 / 3 = 0.6.
+        assert!((d.refill_score(1.0, 2, 0, 0.6) - 0.6).abs() < 1e-12);
+    }
+}
