@@ -122,7 +122,7 @@ impl FastMcts {
         problem: &Problem,
     ) -> Result<(Solution, Vec<StepNode>), SearchError> {
         self.validate()?;
-        crate::beam::check_sequences(cx, self.trajectories + 1)?;
+        crate::beam::check_sequences(cx, self.sequences())?;
         let delim = match &self.steps.unit {
             StepUnit::Delimiter(d) => d.clone(),
             StepUnit::Tokens(_) => String::new(),
