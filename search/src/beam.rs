@@ -86,6 +86,14 @@ pub(crate) fn check_sequences(cx: &Cx, need: usize) -> Result<(), SearchError> {
     Ok(())
 }
 
+impl BeamSearch {
+    /// N, M, iterations and steps, checked before any model is loaded.
+    pub fn validate(&self) -> Result<(), SearchError> {
+        check_width(self.n, self.width, self.iterations)?;
+        self.steps.validate()
+    }
+}
+
 impl Strategy for BeamSearch {
     fn name(&self) -> String {
         format!("beam-{}x{}", self.n, self.width)
@@ -100,7 +108,7 @@ impl Strategy for BeamSearch {
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
-        check_width(self.n, self.width, self.iterations)?;
+        self.validate()?;
         check_sequences(cx, self.sequences())?;
         let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
         let keep = self.n / self.width;
@@ -149,16 +157,8 @@ impl Strategy for BeamSearch {
         }
         completed.truncate(self.n);
         let chosen = select(&completed, self.vote);
-        Ok(Solution {
-            strategy: self.name(),
-            answer: chosen.and_then(|i| completed[i].answer.clone()),
-            chosen,
-            truncated: truncated || crate::strategy::was_truncated(&completed),
-            candidates: completed,
-            stats: tree.stats(),
-            scorer_stats: tree.scorer_stats(),
-            scoring_ms: tree.scoring_ms(),
-            draft: None,
-        })
+        Ok(Solution::new(self.name(), completed, chosen, tree.stats())
+            .scored(tree.scoring_ms(), tree.scorer_stats())
+            .cut_short(truncated))
     }
 }

@@ -1,9 +1,7 @@
 //! Best-of-N: N independent samples from one prefilled prompt, then a vote.
 //! Greedy decoding is the N = 1, temperature-0 case.
 
-use crate::strategy::{
-    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
-};
+use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
 use crate::vote::{select, Vote};
 use ponder_engine::{GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
@@ -101,17 +99,7 @@ impl Strategy for BestOfN {
         };
         let (candidates, stats, scoring_ms) = sample(cx, problem, self.n, &spec)?;
         let chosen = select(&candidates, self.vote);
-        Ok(Solution {
-            strategy: self.name(),
-            answer: chosen.and_then(|i| candidates[i].answer.clone()),
-            chosen,
-            truncated: was_truncated(&candidates),
-            candidates,
-            stats,
-            scorer_stats: None,
-            scoring_ms,
-            draft: None,
-        })
+        Ok(Solution::new(self.name(), candidates, chosen, stats).scored(scoring_ms, None))
     }
 }
 

@@ -80,16 +80,9 @@ impl Strategy for CertaintyVote {
         }
         drop(root);
         let chosen = select(&candidates, Vote::Majority);
-        Ok(Solution {
-            strategy: self.name(),
-            answer: chosen.and_then(|i| candidates[i].answer.clone()),
-            chosen,
-            truncated: was_truncated(&candidates),
-            candidates,
-            stats: session.stats(),
-            scorer_stats: None,
-            scoring_ms,
-            draft: None,
-        })
+        Ok(
+            Solution::new(self.name(), candidates, chosen, session.stats())
+                .scored(scoring_ms, None),
+        )
     }
 }

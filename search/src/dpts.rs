@@ -6,9 +6,7 @@
 //! whose best child reaches θ_ds = λ_ds · mean reward is promoted to exploit ("deep
 //! seek"). Finished paths back up their reward; the answer is a vote over them.
 
-use crate::strategy::{
-    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
-};
+use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
 use crate::tree::{Node, StepUnit, Steps, Tree};
 use crate::vote::{select, Vote};
 use ponder_engine::SamplingParams;
@@ -300,17 +298,9 @@ impl Strategy for Dpts {
         }
         drop(slots);
         let chosen = select(&candidates, self.vote);
-        Ok(Solution {
-            strategy: self.name(),
-            answer: chosen.and_then(|i| candidates[i].answer.clone()),
-            chosen,
-            truncated: truncated || was_truncated(&candidates),
-            candidates,
-            stats: tree.stats(),
-            scorer_stats: tree.scorer_stats(),
-            scoring_ms: tree.scoring_ms(),
-            draft: None,
-        })
+        Ok(Solution::new(self.name(), candidates, chosen, tree.stats())
+            .scored(tree.scoring_ms(), tree.scorer_stats())
+            .cut_short(truncated))
     }
 }
 

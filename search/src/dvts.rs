@@ -49,6 +49,14 @@ struct Subtree {
     done: bool,
 }
 
+impl Dvts {
+    /// N, M, iterations and steps, checked before any model is loaded.
+    pub fn validate(&self) -> Result<(), SearchError> {
+        check_width(self.n, self.width, self.iterations)?;
+        self.steps.validate()
+    }
+}
+
 impl Strategy for Dvts {
     fn name(&self) -> String {
         format!("dvts-{}x{}", self.n, self.width)
@@ -64,7 +72,7 @@ impl Strategy for Dvts {
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
-        check_width(self.n, self.width, self.iterations)?;
+        self.validate()?;
         check_sequences(cx, self.sequences())?;
         let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
         let mut subs: Vec<Subtree> = tree
@@ -122,16 +130,8 @@ impl Strategy for Dvts {
             .collect();
         drop(subs);
         let chosen = select(&candidates, self.vote);
-        Ok(Solution {
-            strategy: self.name(),
-            answer: chosen.and_then(|i| candidates[i].answer.clone()),
-            chosen,
-            truncated: truncated || crate::strategy::was_truncated(&candidates),
-            candidates,
-            stats: tree.stats(),
-            scorer_stats: tree.scorer_stats(),
-            scoring_ms: tree.scoring_ms(),
-            draft: None,
-        })
+        Ok(Solution::new(self.name(), candidates, chosen, tree.stats())
+            .scored(tree.scoring_ms(), tree.scorer_stats())
+            .cut_short(truncated))
     }
 }

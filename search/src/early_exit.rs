@@ -157,25 +157,19 @@ impl Strategy for EarlyExit {
             None => extract_answer(&text),
         };
         let cand = Candidate {
-            answer: answer.clone(),
+            answer,
             text,
             score: None,
             tokens: main.tokens().len(),
             finish: main.finish().cloned(),
         };
         drop(main);
-        let truncated = crate::strategy::was_truncated(std::slice::from_ref(&cand));
-        Ok(Solution {
-            strategy: self.name(),
-            answer,
-            chosen: Some(0),
-            truncated,
-            candidates: vec![cand],
-            stats: session.stats(),
-            scorer_stats: None,
-            scoring_ms: 0.0,
-            draft: None,
-        })
+        Ok(Solution::new(
+            self.name(),
+            vec![cand],
+            Some(0),
+            session.stats(),
+        ))
     }
 }
 

@@ -235,17 +235,7 @@ impl FastMcts {
         }
         drop((trajs, root_branch));
         let chosen = select(&candidates, self.vote);
-        let sol = Solution {
-            strategy: self.name(),
-            answer: chosen.and_then(|i| candidates[i].answer.clone()),
-            chosen,
-            truncated: was_truncated(&candidates),
-            candidates,
-            stats: session.stats(),
-            scorer_stats: None,
-            scoring_ms: 0.0,
-            draft: None,
-        };
+        let sol = Solution::new(self.name(), candidates, chosen, session.stats());
         Ok((sol, nodes))
     }
 }

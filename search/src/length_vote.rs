@@ -4,9 +4,7 @@
 //! noise to a plain vote; a bucket that agrees with itself is a sign of the right length.
 
 use crate::best_of_n::sample;
-use crate::strategy::{
-    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
-};
+use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
 use crate::vote::{answer_entropy, select, Vote};
 use ponder_engine::{GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
@@ -120,17 +118,7 @@ impl Strategy for LengthVote {
         let spec = GenSpec::new(self.sampling, self.max_tokens);
         let (candidates, stats, scoring_ms) = sample(cx, problem, self.n, &spec)?;
         let chosen = length_filtered_vote(&candidates, self.width, self.keep);
-        Ok(Solution {
-            strategy: self.name(),
-            answer: chosen.and_then(|i| candidates[i].answer.clone()),
-            chosen,
-            truncated: was_truncated(&candidates),
-            candidates,
-            stats,
-            scorer_stats: None,
-            scoring_ms,
-            draft: None,
-        })
+        Ok(Solution::new(self.name(), candidates, chosen, stats).scored(scoring_ms, None))
     }
 }
 

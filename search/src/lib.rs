@@ -252,69 +252,29 @@ trait Check {
     fn check(&self) -> Result<(), SearchError>;
 }
 
-impl Check for BeamSearch {
-    fn check(&self) -> Result<(), SearchError> {
-        beam::check_width(self.n, self.width, self.iterations)?;
-        self.steps.validate()
-    }
+macro_rules! checks_by_validate {
+    ($($t:ty),* $(,)?) => {
+        $(impl Check for $t {
+            fn check(&self) -> Result<(), SearchError> {
+                self.validate()
+            }
+        })*
+    };
 }
 
-impl Check for Dvts {
-    fn check(&self) -> Result<(), SearchError> {
-        beam::check_width(self.n, self.width, self.iterations)?;
-        self.steps.validate()
-    }
-}
-
-impl Check for Mcts {
-    fn check(&self) -> Result<(), SearchError> {
-        self.validate()?;
-        self.steps.validate()
-    }
-}
+checks_by_validate!(
+    BeamSearch,
+    Dvts,
+    Mcts,
+    SpecRejection,
+    LengthVote,
+    EarlyExit,
+    CertaintyVote,
+    StBoN,
+    FastMcts,
+    Dpts,
+);
 
 fn checked<S: Check>(s: S) -> Result<S, SearchError> {
     s.check().map(|()| s)
-}
-
-impl Check for SpecRejection {
-    fn check(&self) -> Result<(), SearchError> {
-        self.validate()
-    }
-}
-
-impl Check for LengthVote {
-    fn check(&self) -> Result<(), SearchError> {
-        self.validate()
-    }
-}
-
-impl Check for EarlyExit {
-    fn check(&self) -> Result<(), SearchError> {
-        self.validate()
-    }
-}
-
-impl Check for CertaintyVote {
-    fn check(&self) -> Result<(), SearchError> {
-        self.validate()
-    }
-}
-
-impl Check for StBoN {
-    fn check(&self) -> Result<(), SearchError> {
-        self.validate()
-    }
-}
-
-impl Check for FastMcts {
-    fn check(&self) -> Result<(), SearchError> {
-        self.validate()
-    }
-}
-
-impl Check for Dpts {
-    fn check(&self) -> Result<(), SearchError> {
-        self.validate()
-    }
 }

@@ -104,6 +104,7 @@ impl Mcts {
         if self.max_depth == 0 {
             return Err(invalid("max depth", "0 (must be ≥ 1)"));
         }
+        self.steps.validate()?;
         if self.max_live < self.width {
             return Err(invalid(
                 "max live leaves",
@@ -207,17 +208,9 @@ impl Mcts {
         let nodes: Vec<TreeNode> = slots.iter().map(|s| s.info.clone()).collect();
         drop(slots);
         let chosen = select(&paths, self.vote);
-        let sol = Solution {
-            strategy: self.name(),
-            answer: chosen.and_then(|i| paths[i].answer.clone()),
-            chosen,
-            truncated: truncated || crate::strategy::was_truncated(&paths),
-            candidates: paths,
-            stats: tree.stats(),
-            scorer_stats: tree.scorer_stats(),
-            scoring_ms: tree.scoring_ms(),
-            draft: None,
-        };
+        let sol = Solution::new(self.name(), paths, chosen, tree.stats())
+            .scored(tree.scoring_ms(), tree.scorer_stats())
+            .cut_short(truncated);
         Ok((sol, nodes))
     }
 

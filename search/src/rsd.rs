@@ -169,27 +169,19 @@ impl Strategy for Rsd {
         let scorer_stats = track.stats();
         drop((target, draft, track));
         let draft_stats = draft_session.stats();
-        let truncated = crate::strategy::was_truncated(std::slice::from_ref(&cand));
-        Ok(Solution {
-            strategy: self.name(),
-            answer: cand.answer.clone(),
-            chosen: Some(0),
-            truncated,
-            candidates: vec![cand],
-            stats: target_session.stats(),
-            scorer_stats,
-            scoring_ms,
-            draft: Some(DraftReport {
-                stats: draft_stats,
-                steps,
-                accepted_steps: accepted,
-                acceptance_rate: if draft_made == 0 {
-                    0.0
-                } else {
-                    draft_kept as f64 / draft_made as f64
-                },
-                target_generated: target_stats.generated_tokens,
-            }),
-        })
+        let mut sol = Solution::new(self.name(), vec![cand], Some(0), target_session.stats())
+            .scored(scoring_ms, scorer_stats);
+        sol.draft = Some(DraftReport {
+            stats: draft_stats,
+            steps,
+            accepted_steps: accepted,
+            acceptance_rate: if draft_made == 0 {
+                0.0
+            } else {
+                draft_kept as f64 / draft_made as f64
+            },
+            target_generated: target_stats.generated_tokens,
+        });
+        Ok(sol)
     }
 }

@@ -165,17 +165,8 @@ impl SpecRejection {
         let candidates = finished;
         let chosen = select(&candidates, Vote::Naive);
         Ok((
-            Solution {
-                strategy: self.name(),
-                answer: chosen.and_then(|i| candidates[i].answer.clone()),
-                chosen,
-                truncated: was_truncated(&candidates),
-                candidates,
-                stats: session.stats(),
-                scorer_stats: None,
-                scoring_ms,
-                draft: None,
-            },
+            Solution::new(self.name(), candidates, chosen, session.stats())
+                .scored(scoring_ms, None),
             rounds,
         ))
     }

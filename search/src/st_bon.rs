@@ -9,9 +9,7 @@
 //! (cosine distance) to the others, voted over the window c+1..c+τ as in the paper.
 
 use crate::answer::extract_answer;
-use crate::strategy::{
-    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
-};
+use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
 use ponder_engine::{Finish, GenSpec, SamplingParams, Token};
 use serde::{Deserialize, Serialize};
 
@@ -235,17 +233,12 @@ impl Strategy for StBoN {
         };
         drop(w);
         let candidates = vec![cand];
-        Ok(Solution {
-            strategy: self.name(),
-            answer: candidates[0].answer.clone(),
-            chosen: Some(0),
-            truncated: was_truncated(&candidates),
+        Ok(Solution::new(
+            self.name(),
             candidates,
-            stats: session.stats(),
-            scorer_stats: None,
-            scoring_ms: 0.0,
-            draft: None,
-        })
+            Some(0),
+            session.stats(),
+        ))
     }
 }
 

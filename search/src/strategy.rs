@@ -196,6 +196,41 @@ pub struct DraftReport {
 }
 
 impl Solution {
+    /// A solution from its candidates and the chosen one: the answer is the chosen
+    /// candidate's, and it is `truncated` when a budget, deadline or cancel cut any
+    /// candidate short.
+    pub fn new(
+        strategy: String,
+        candidates: Vec<Candidate>,
+        chosen: Option<usize>,
+        stats: Stats,
+    ) -> Self {
+        Self {
+            strategy,
+            answer: chosen.and_then(|i| candidates[i].answer.clone()),
+            chosen,
+            truncated: was_truncated(&candidates),
+            candidates,
+            stats,
+            scorer_stats: None,
+            scoring_ms: 0.0,
+            draft: None,
+        }
+    }
+
+    /// With what the scorer spent: wall time, and its model's stats if it has one.
+    pub fn scored(mut self, scoring_ms: f64, scorer_stats: Option<Stats>) -> Self {
+        self.scoring_ms = scoring_ms;
+        self.scorer_stats = scorer_stats;
+        self
+    }
+
+    /// Marked truncated also when the search itself was cut short.
+    pub fn cut_short(mut self, cut: bool) -> Self {
+        self.truncated |= cut;
+        self
+    }
+
     /// The chosen candidate's text.
     pub fn text(&self) -> Option<&str> {
         self.chosen.map(|i| self.candidates[i].text.as_str())
