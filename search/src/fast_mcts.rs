@@ -123,10 +123,6 @@ impl FastMcts {
     ) -> Result<(Solution, Vec<StepNode>), SearchError> {
         self.validate()?;
         crate::beam::check_sequences(cx, self.sequences())?;
-        let delim = match &self.steps.unit {
-            StepUnit::Delimiter(d) => d.clone(),
-            StepUnit::Tokens(_) => String::new(),
-        };
         let session = cx.session(problem);
         let root_branch = session.prefill(&cx.prompt(problem)?)?;
         let mut nodes = vec![StepNode {
@@ -186,7 +182,8 @@ impl FastMcts {
                 session.extend_capped([(&mut b, left)], &spec)?;
                 // Cut the new text into steps: a step ends with the delimiter (or every
                 // K tokens), the last one at the end.
-                let bounds = step_bounds(&b, from, &delim, &self.steps.unit);
+                let text = b.text();
+                let bounds = step_bounds(text.as_bytes(), b.piece_lens(), from, &self.steps.unit);
                 let t = trajs.len();
                 let mut parent = cur;
                 for (k, &end) in bounds.iter().enumerate() {
@@ -204,7 +201,6 @@ impl FastMcts {
                     path.push(id);
                     parent = id;
                 }
-                let text = b.text();
                 let win = cx
                     .scorer
                     .score(
@@ -240,9 +236,16 @@ impl FastMcts {
     }
 }
 
-/// Completion lengths (tokens) where the steps generated after `from` end.
-fn step_bounds(b: &Branch, from: usize, delim: &str, unit: &StepUnit) -> Vec<usize> {
-    let total = b.tokens().len();
+/// Completion lengths (tokens) where the steps generated after token `from` end: after a
+/// token that completes the delimiter (or every K tokens), and at the end. `text` is the
+/// completion, `piece_lens` each token's byte length in it.
+pub(crate) fn step_bounds(
+    text: &[u8],
+    piece_lens: &[u32],
+    from: usize,
+    unit: &StepUnit,
+) -> Vec<usize> {
+    let total = piece_lens.len();
     let mut out = Vec::new();
     match unit {
         StepUnit::Tokens(k) => {
@@ -252,25 +255,19 @@ fn step_bounds(b: &Branch, from: usize, delim: &str, unit: &StepUnit) -> Vec<usi
                 end += k;
             }
         }
-        StepUnit::Delimiter(_) => {
-            let text = b.text();
-            let lens = b.piece_lens();
-            let mut bytes: usize = lens[..from].iter().map(|&l| l as usize).sum();
-            let mut last_cut = bytes;
-            for (i, &l) in lens.iter().enumerate().skip(from) {
-                bytes += l as usize;
-                let piece_start = bytes - l as usize;
-                // A delimiter completed within this token (and after the last cut).
-                let window = &text.as_bytes()[..bytes.min(text.len())];
-                let start = piece_start.saturating_sub(delim.len() - 1).max(last_cut);
-                if i + 1 < total
-                    && window.len() >= start
-                    && window[start..]
-                        .windows(delim.len())
-                        .any(|w| w == delim.as_bytes())
-                {
+        StepUnit::Delimiter(delim) => {
+            let d = delim.as_bytes();
+            let mut end: usize = piece_lens[..from].iter().map(|&l| l as usize).sum();
+            let mut last_cut = end;
+            for (i, &l) in piece_lens.iter().enumerate().skip(from) {
+                let start = end;
+                end = (end + l as usize).min(text.len());
+                // A delimiter that ends inside this token and starts after the last cut.
+                let lo = start.saturating_sub(d.len() - 1).max(last_cut);
+                let hit = text[lo..end].windows(d.len()).any(|w| w == d);
+                if hit && i + 1 < total {
                     out.push(i + 1);
-                    last_cut = bytes;
+                    last_cut = end;
                 }
             }
         }
@@ -291,5 +288,31 @@ impl Strategy for FastMcts {
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.search(cx, problem).map(|(s, _)| s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_end_at_the_token_that_completes_the_delimiter() {
+        // Tokens: "a" "\n" "\nb" "c\n\n" "d" — steps end after token 3 (the second
+        // "\n" arrives inside "\nb") and after token 4; the last step ends at 5.
+        let pieces = ["a", "\n", "\nb", "c\n\n", "d"];
+        let text = pieces.concat();
+        let lens: Vec<u32> = pieces.iter().map(|p| p.len() as u32).collect();
+        let unit = StepUnit::Delimiter("\n\n".into());
+        assert_eq!(step_bounds(text.as_bytes(), &lens, 0, &unit), vec![3, 4, 5]);
+        // Only what came after `from` is cut: from token 3 on, one cut after token 4.
+        assert_eq!(step_bounds(text.as_bytes(), &lens, 3, &unit), vec![4, 5]);
+        // A delimiter at the very end is the end, not an extra step.
+        let lens2 = [1u32, 2];
+        assert_eq!(step_bounds(b"a\n\n", &lens2, 0, &unit), vec![2]);
+        // Token chunks.
+        assert_eq!(
+            step_bounds(text.as_bytes(), &lens, 0, &StepUnit::Tokens(2)),
+            vec![2, 4, 5]
+        );
     }
 }
