@@ -63,6 +63,8 @@ pub fn record(item: &Item, sol: &ponder_search::Solution, seed: u64) -> Record {
             .iter()
             .filter_map(|c| c.score)
             .reduce(f64::max),
+        draft_tokens: sol.draft.as_ref().map(|d| d.stats.generated_tokens),
+        acceptance_rate: sol.draft.as_ref().map(|d| d.acceptance_rate),
     }
 }
 

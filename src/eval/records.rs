@@ -38,6 +38,12 @@ pub struct Record {
     pub chosen_score: Option<f64>,
     #[serde(default)]
     pub best_score: Option<f64>,
+    /// RSD: the draft model's generated tokens and its acceptance rate (draft tokens
+    /// kept / drafted); `generated_tokens` is then what the target generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance_rate: Option<f64>,
 }
 
 impl Record {
@@ -157,6 +163,8 @@ mod tests {
             scoring_ms: 0.0,
             chosen_score: None,
             best_score: None,
+            draft_tokens: None,
+            acceptance_rate: None,
         }
     }
 

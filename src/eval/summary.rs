@@ -147,6 +147,8 @@ mod tests {
             scoring_ms: 0.0,
             chosen_score: None,
             best_score: None,
+            draft_tokens: None,
+            acceptance_rate: None,
         }
     }
 
