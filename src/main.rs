@@ -122,6 +122,10 @@ struct RunArgs {
     /// st-bon: keep sampling τ = m·c tokens past the divergence step c (m > 0).
     #[arg(long, default_value_t = 1.0)]
     tau_coeff: f64,
+    /// st-bon: judge consistency from the final layer only (engine hidden states) instead
+    /// of every layer (a second context of the model reads each sample's window once).
+    #[arg(long)]
+    st_bon_final_layer: bool,
     /// rsd: the small draft model (the --model is the target).
     #[arg(long)]
     draft_model: Option<String>,
@@ -238,6 +242,7 @@ impl RunArgs {
             wave: self.wave,
             certainty: self.certainty,
             tau_coeff: self.tau_coeff,
+            layers: None,
             draft: None,
             threshold: self.threshold,
         })
@@ -251,6 +256,13 @@ impl RunArgs {
         problems: usize,
     ) -> Result<Vec<Box<dyn search::Strategy>>> {
         let mut opts = self.options()?;
+        if names.iter().any(|n| n.trim() == "st-bon") && !self.st_bon_final_layer {
+            // The faithful variant: every layer's states from a second context.
+            let path = m.path()?;
+            let probe = ponder::engine::llama::LayerProbe::load(&path, 2048, m.threads)
+                .context("loading the layer probe for st-bon")?;
+            opts.layers = Some(std::sync::Arc::new(parking_lot::Mutex::new(probe)));
+        }
         if names.iter().any(|n| n.trim() == "rsd") {
             if !(0.0..=1.0).contains(&self.threshold) {
                 bail!(
@@ -517,7 +529,7 @@ fn solve(a: SolveArgs) -> Result<()> {
         .expect("one strategy");
     let branches = strategy.sequences();
     let pb = spinner("loading the model");
-    let hidden = a.strategy == "st-bon";
+    let hidden = a.strategy == "st-bon" && a.run.st_bon_final_layer;
     let engine = load_engine(
         &a.model,
         1,
@@ -707,7 +719,7 @@ fn bench_search(a: BenchSearchArgs) -> Result<()> {
         .max()
         .unwrap_or(0);
     let pb = spinner("loading the model");
-    let hidden = a.strategies.iter().any(|s| s.trim() == "st-bon");
+    let hidden = a.run.st_bon_final_layer && a.strategies.iter().any(|s| s.trim() == "st-bon");
     let engine = load_engine(&a.model, 1, branches, longest, a.run.max_tokens, hidden)?;
     let scorer_engine = a.run.scorer_engine(&a.model, 1, branches, longest)?;
     let cx = a.run.cx(engine.clone(), scorer_engine)?;
@@ -805,7 +817,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         let branches = strategies.iter().map(|s| s.sequences()).max().unwrap_or(1);
         let longest = items.iter().map(|i| i.question.len()).max().unwrap_or(0);
         let concurrency = a.concurrency.min(todo);
-        let hidden = a.strategies.iter().any(|s| s.trim() == "st-bon");
+        let hidden = a.run.st_bon_final_layer && a.strategies.iter().any(|s| s.trim() == "st-bon");
         let engine = load_engine(
             &a.model,
             concurrency,

@@ -281,6 +281,7 @@ fn token_saving_strategies_run_from_the_cli() {
         ),
         ("certainty-vote", &["--n", "8", "--wave", "4"][..]),
         ("st-bon", &["--n", "4"][..]),
+        ("st-bon", &["--n", "4", "--st-bon-final-layer"][..]),
         ("fast-mcts", &["--n", "3", "--scorer", "verifier"][..]),
         (
             "dpts",

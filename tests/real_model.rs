@@ -225,3 +225,22 @@ fn tokens_that_split_utf8_never_panic() {
         .unwrap();
     assert!(c.text().chars().count() > 0);
 }
+
+#[test]
+fn the_layer_probe_reads_every_layer() {
+    use ponder::engine::llama::LayerProbe;
+    let mut probe = LayerProbe::load(&model(), 512, Some(1)).unwrap();
+    let engine = engine();
+    let tokens = engine.tokenize("The answer is 42.", false, true).unwrap();
+    let states = probe.states(&tokens).unwrap();
+    // SmolLM2-135M: 30 layers + the embedding output, 576 wide.
+    assert_eq!(states.len(), 31);
+    assert_eq!(probe.n_embd(), 576);
+    assert!(states.iter().all(|s| s.len() == tokens.len() * 576));
+    // Layers differ from each other and from the embeddings; repeated calls agree.
+    assert_ne!(states[0], states[1]);
+    assert_ne!(states[15], states[30]);
+    let again = probe.states(&tokens).unwrap();
+    assert_eq!(states, again);
+    assert!(probe.states(&[]).is_err());
+}

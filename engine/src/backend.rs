@@ -46,6 +46,13 @@ pub struct BackendInfo {
     pub n_embd: u32,
 }
 
+/// Every layer's hidden states for a token sequence (ST-BoN's chain of embedding):
+/// index 0 the embedding output, then one per layer, each row-major `[token][dim]`.
+pub trait LayerStates: Send + Sync + std::fmt::Debug {
+    fn layer_states(&self, tokens: &[Token]) -> Result<Vec<Vec<f32>>>;
+    fn n_embd(&self) -> usize;
+}
+
 /// How a question becomes a prompt.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PromptFormat {

@@ -42,7 +42,7 @@ mod stats;
 mod worker;
 
 pub use backend::{
-    chatml, Backend, BackendInfo, BatchToken, ChatMessage, PromptFormat, SeqId, Token,
+    chatml, Backend, BackendInfo, BatchToken, ChatMessage, LayerStates, PromptFormat, SeqId, Token,
 };
 pub use engine::{Branch, Engine, Session};
 pub use error::{EngineError, Result};

@@ -359,3 +359,217 @@ pub fn ceiling(
         decode_secs: t0.elapsed().as_secs_f64(),
     })
 }
+
+/// Every layer's hidden states for a token sequence, read in a llama.cpp context of its
+/// own through the graph callback (`cb_eval`, which llama-cpp-2 does not wrap): the
+/// embedding output (`embd`) and each layer's output (`l_out-<il>`) are copied out as
+/// the graph runs. One sequence at a time, one batch per call. For ST-BoN's
+/// chain-of-embedding consistency.
+pub struct LayerProbe {
+    model: *mut llama_cpp_sys_2::llama_model,
+    ctx: *mut llama_cpp_sys_2::llama_context,
+    capture: Box<Capture>,
+    n_ctx: usize,
+    n_layer: usize,
+    n_embd: usize,
+}
+
+// SAFETY: the context and model are only touched through `&mut self` (one thread at a
+// time); llama.cpp contexts may move between threads.
+unsafe impl Send for LayerProbe {}
+
+impl std::fmt::Debug for LayerProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerProbe")
+            .field("n_layer", &self.n_layer)
+            .field("n_embd", &self.n_embd)
+            .field("n_ctx", &self.n_ctx)
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Capture {
+    /// Index 0: the embedding output; l + 1: layer l's output. Row-major [token][dim].
+    layers: Vec<Vec<f32>>,
+    error: Option<String>,
+}
+
+/// Which capture slot a graph tensor fills, by its name.
+fn capture_slot(name: &[u8]) -> Option<usize> {
+    // The token embeddings: "embd" in this llama.cpp, "inp_embd" in others.
+    if name == b"embd" || name == b"inp_embd" {
+        return Some(0);
+    }
+    let il = std::str::from_utf8(name.strip_prefix(b"l_out-")?).ok()?;
+    il.parse::<usize>().ok().map(|l| l + 1)
+}
+
+unsafe extern "C" fn capture_tensor(
+    t: *mut llama_cpp_sys_2::ggml_tensor,
+    ask: bool,
+    user: *mut std::ffi::c_void,
+) -> bool {
+    // SAFETY: llama.cpp passes a live tensor and our `Capture` as user data.
+    let (t, cap) = unsafe { (&*t, &mut *(user as *mut Capture)) };
+    let name = unsafe { std::ffi::CStr::from_ptr(t.name.as_ptr()) }.to_bytes();
+    let slot = capture_slot(name);
+    if ask {
+        return slot.is_some();
+    }
+    let Some(k) = slot else { return true };
+    if t.type_ != llama_cpp_sys_2::GGML_TYPE_F32 {
+        cap.error = Some(format!(
+            "tensor {} is not f32",
+            String::from_utf8_lossy(name)
+        ));
+        return true;
+    }
+    let bytes = unsafe { llama_cpp_sys_2::ggml_nbytes(t) };
+    if cap.layers.len() <= k {
+        cap.layers.resize(k + 1, Vec::new());
+    }
+    let buf = &mut cap.layers[k];
+    buf.resize(bytes / 4, 0.0);
+    // SAFETY: `buf` holds exactly `bytes` bytes.
+    unsafe {
+        llama_cpp_sys_2::ggml_backend_tensor_get(t, buf.as_mut_ptr().cast(), 0, bytes);
+    }
+    true
+}
+
+impl LayerProbe {
+    /// Load `model` again (a second copy in memory) with room for `n_ctx` tokens.
+    pub fn load(model: &Path, n_ctx: u32, threads: Option<i32>) -> Result<Self> {
+        use llama_cpp_sys_2 as sys;
+        check_gguf(model)?;
+        ggml()?;
+        let path = std::ffi::CString::new(model.to_string_lossy().as_bytes())
+            .map_err(|_| crate::error::invalid("model path", "contains a NUL byte"))?;
+        // SAFETY: plain FFI calls; every pointer is checked before use and freed in Drop.
+        let m = unsafe {
+            sys::llama_model_load_from_file(path.as_ptr(), sys::llama_model_default_params())
+        };
+        if m.is_null() {
+            return Err(EngineError::CorruptModel {
+                path: model.to_path_buf(),
+                reason: "llama.cpp could not load it for the layer probe".into(),
+            });
+        }
+        let mut capture = Box::<Capture>::default();
+        let threads = threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as i32)
+                .unwrap_or(4)
+        });
+        let mut p = unsafe { sys::llama_context_default_params() };
+        p.n_ctx = n_ctx;
+        p.n_batch = n_ctx;
+        p.n_ubatch = n_ctx; // one graph per call: each tensor arrives whole
+        p.n_seq_max = 1;
+        p.n_threads = threads;
+        p.n_threads_batch = threads;
+        p.cb_eval = Some(capture_tensor);
+        p.cb_eval_user_data = (&mut *capture as *mut Capture).cast();
+        let ctx = unsafe { sys::llama_init_from_model(m, p) };
+        if ctx.is_null() {
+            unsafe { sys::llama_model_free(m) };
+            return Err(EngineError::Context(format!(
+                "layer probe context of {n_ctx} tokens could not be created"
+            )));
+        }
+        let (n_layer, n_embd) = unsafe {
+            (
+                sys::llama_model_n_layer(m) as usize,
+                sys::llama_model_n_embd(m) as usize,
+            )
+        };
+        Ok(Self {
+            model: m,
+            ctx,
+            capture,
+            n_ctx: n_ctx as usize,
+            n_layer,
+            n_embd,
+        })
+    }
+
+    /// Layers (the model's, plus the embedding output).
+    pub fn n_states(&self) -> usize {
+        self.n_layer + 1
+    }
+
+    pub fn n_embd(&self) -> usize {
+        self.n_embd
+    }
+
+    /// For each of the `n_states()` states, the hidden vectors of every token, row-major
+    /// `[token][dim]`. `tokens` is read from position 0 in a fresh cache.
+    pub fn states(&mut self, tokens: &[Token]) -> Result<Vec<Vec<f32>>> {
+        use llama_cpp_sys_2 as sys;
+        let n = tokens.len();
+        if n == 0 || n > self.n_ctx {
+            return Err(crate::error::invalid(
+                "layer probe input",
+                format!("{n} tokens (1..={})", self.n_ctx),
+            ));
+        }
+        self.capture.layers.clear();
+        self.capture.error = None;
+        // SAFETY: the batch is allocated for n tokens and one sequence id each; every
+        // token is an output, so the last layer keeps all rows.
+        let rc = unsafe {
+            sys::llama_memory_clear(sys::llama_get_memory(self.ctx), true);
+            let mut b = sys::llama_batch_init(n as i32, 0, 1);
+            for (i, &t) in tokens.iter().enumerate() {
+                *b.token.add(i) = t;
+                *b.pos.add(i) = i as i32;
+                *b.n_seq_id.add(i) = 1;
+                *(*b.seq_id.add(i)) = 0;
+                *b.logits.add(i) = 1;
+            }
+            b.n_tokens = n as i32;
+            let rc = sys::llama_decode(self.ctx, b);
+            sys::llama_batch_free(b);
+            rc
+        };
+        if rc != 0 {
+            return Err(EngineError::Decode(format!(
+                "layer probe decode failed ({rc})"
+            )));
+        }
+        if let Some(e) = self.capture.error.take() {
+            return Err(EngineError::Decode(format!("layer probe: {e}")));
+        }
+        let layers = std::mem::take(&mut self.capture.layers);
+        let want = n * self.n_embd;
+        if layers.len() != self.n_states() || layers.iter().any(|l| l.len() != want) {
+            return Err(EngineError::Decode(format!(
+                "layer probe captured {} of {} states (sizes {:?}, want {want} each)",
+                layers.len(),
+                self.n_states(),
+                layers.iter().map(Vec::len).collect::<Vec<_>>()
+            )));
+        }
+        Ok(layers)
+    }
+}
+
+impl Drop for LayerProbe {
+    fn drop(&mut self) {
+        // SAFETY: created in `load`, freed once, context before model.
+        unsafe {
+            llama_cpp_sys_2::llama_free(self.ctx);
+            llama_cpp_sys_2::llama_model_free(self.model);
+        }
+    }
+}
+
+impl crate::backend::LayerStates for parking_lot::Mutex<LayerProbe> {
+    fn layer_states(&self, tokens: &[Token]) -> Result<Vec<Vec<f32>>> {
+        self.lock().states(tokens)
+    }
+    fn n_embd(&self) -> usize {
+        self.lock().n_embd()
+    }
+}

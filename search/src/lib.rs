@@ -39,7 +39,7 @@ pub use length_vote::LengthVote;
 pub use mcts::{Mcts, TreeNode};
 pub use rsd::Rsd;
 pub use spec_rejection::{Round, SpecRejection};
-pub use st_bon::{divergence, most_consistent, StBoN};
+pub use st_bon::{coe_feature, divergence, most_consistent, most_consistent_by_feature, StBoN};
 pub use strategy::{
     Candidate, Cx, DraftReport, Problem, SearchError, Solution, Strategy, MATH_SYSTEM_PROMPT,
 };
@@ -101,6 +101,8 @@ pub struct StrategyOptions {
     pub certainty: f64,
     /// ST-BoN: τ = m · c tokens past the divergence step.
     pub tau_coeff: f64,
+    /// ST-BoN: every layer's hidden states (the faithful variant); None: final layer only.
+    pub layers: Option<std::sync::Arc<dyn ponder_engine::LayerStates>>,
     /// RSD: the draft model's engine and the acceptance threshold δ.
     pub draft: Option<ponder_engine::Engine>,
     pub threshold: f64,
@@ -130,6 +132,7 @@ impl Default for StrategyOptions {
             wave: CertaintyVote::default().wave,
             certainty: CertaintyVote::default().threshold,
             tau_coeff: StBoN::default().tau_coeff,
+            layers: None,
             draft: None,
             threshold: 0.7,
         }
@@ -213,6 +216,7 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             tau_coeff: o.tau_coeff,
             sampling: o.sampling,
             max_tokens: o.max_tokens,
+            layers: o.layers.clone(),
             ..StBoN::default()
         })?),
         "dpts" => Box::new(checked(Dpts {

@@ -2,19 +2,23 @@
 //! every pair of samples differs (step c), go τ = m·c tokens further, pick the most
 //! consistent sample from its hidden states, release the other N−1 and finish only it.
 //!
-//! **Final-layer variant.** The paper's chain-of-embedding feature needs every layer's
-//! hidden state; llama-cpp-2 exposes only the final layer (the eval callback that would
-//! reach the others is not wrapped). Here each sample's feature is the running mean of its
-//! final-layer states, and the most consistent sample is the one closest on average
-//! (cosine distance) to the others, voted over the window c+1..c+τ as in the paper.
+//! Two ways to judge consistency:
+//! - **faithful** (with [`StBoN::layers`], e.g. the llama backend's `LayerProbe`): the
+//!   paper's chain-of-embedding feature F over every layer's running-mean hidden state,
+//!   S_i = mean_j (F_i − F_j)², the sample with the smallest S wins each position of the
+//!   window c+1..c+τ, most wins overall. The probe re-reads each sample's first c+τ
+//!   tokens once in a context of its own (a scoring pass, like a PRM's).
+//! - **final-layer** (without): the engine's final-layer states only; a sample's feature is
+//!   the running mean of its states and the most consistent sample is the one closest on
+//!   average (cosine distance) to the others, voted over the same window.
 
 use crate::answer::extract_answer;
 use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
-use ponder_engine::{Finish, GenSpec, SamplingParams, Token};
-use serde::{Deserialize, Serialize};
+use ponder_engine::{Finish, GenSpec, LayerStates, SamplingParams, Token};
+use std::sync::Arc;
 
-/// Self-truncation Best-of-N (final-layer hidden states).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Self-truncation Best-of-N.
+#[derive(Clone, Debug)]
 pub struct StBoN {
     pub n: usize,
     /// τ = max(1, ⌊m · c⌋) tokens past the divergence step c (the paper's m = 1).
@@ -23,6 +27,9 @@ pub struct StBoN {
     pub chunk: usize,
     pub sampling: SamplingParams,
     pub max_tokens: usize,
+    /// Every layer's hidden states (the faithful variant); None: the final-layer variant,
+    /// which needs an engine loaded with hidden states.
+    pub layers: Option<Arc<dyn LayerStates>>,
 }
 
 impl Default for StBoN {
@@ -38,8 +45,92 @@ impl Default for StBoN {
                 min_p: 0.0,
             },
             max_tokens: 512,
+            layers: None,
         }
     }
+}
+
+fn norm(a: &[f64]) -> f64 {
+    a.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+fn dist(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt()
+}
+
+fn angle(a: &[f64], b: &[f64]) -> f64 {
+    let (na, nb) = (norm(a), norm(b));
+    if na == 0.0 || nb == 0.0 {
+        return 0.0;
+    }
+    let cos = a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>() / (na * nb);
+    cos.clamp(-1.0, 1.0).acos()
+}
+
+/// The chain-of-embedding feature of one sample (Wang et al., after Chain-of-Embedding):
+/// with H_l its running-mean state after layer l (H_0 the embeddings, H_L the last),
+/// F = mean over l of ‖H_l − H_{l+1}‖ / ‖H_0 − H_L‖ − ∠(H_l, H_{l+1}) / ∠(H_0, H_L).
+pub fn coe_feature(h: &[Vec<f64>]) -> f64 {
+    let l = h.len().saturating_sub(1);
+    if l == 0 {
+        return 0.0;
+    }
+    let (mag, ang) = (dist(&h[0], &h[l]), angle(&h[0], &h[l]));
+    let sum: f64 = (0..l)
+        .map(|i| {
+            let m = if mag > 0.0 {
+                dist(&h[i], &h[i + 1]) / mag
+            } else {
+                0.0
+            };
+            let a = if ang > 0.0 {
+                angle(&h[i], &h[i + 1]) / ang
+            } else {
+                0.0
+            };
+            m - a
+        })
+        .sum();
+    sum / l as f64
+}
+
+/// The sample whose feature agrees most with the others': at each window position, the
+/// smallest S_i = mean_j (F_i − F_j)² gets the vote (`None`: the sample has no feature
+/// there); most votes wins, ties to the lowest index.
+pub fn most_consistent_by_feature(features: &[Vec<Option<f64>>]) -> usize {
+    let n = features.len();
+    let steps = features.iter().map(Vec::len).max().unwrap_or(0);
+    let mut votes = vec![0usize; n];
+    for t in 0..steps {
+        let live: Vec<(usize, f64)> = (0..n)
+            .filter_map(|i| features[i].get(t).copied().flatten().map(|f| (i, f)))
+            .collect();
+        if live.len() < 2 {
+            continue;
+        }
+        let s = |fi: f64| {
+            live.iter()
+                .map(|&(_, fj)| (fi - fj) * (fi - fj))
+                .sum::<f64>()
+                / (live.len() - 1) as f64
+        };
+        let best = live
+            .iter()
+            .fold(None, |b: Option<(usize, f64)>, &(i, fi)| {
+                let v = s(fi);
+                match b {
+                    Some((_, bv)) if bv <= v => b,
+                    _ => Some((i, v)),
+                }
+            })
+            .expect("two live");
+        votes[best.0] += 1;
+    }
+    (0..n).fold(0, |w, i| if votes[i] > votes[w] { i } else { w })
 }
 
 /// The first length at which all samples' token prefixes are pairwise distinct, or at
@@ -147,9 +238,56 @@ impl StBoN {
     }
 }
 
+impl StBoN {
+    /// Chain-of-embedding features of each sample at each window length.
+    fn features(
+        &self,
+        layers: &dyn LayerStates,
+        prompt: &[Token],
+        samples: &[&[Token]],
+        window: std::ops::RangeInclusive<usize>,
+    ) -> Result<Vec<Vec<Option<f64>>>, SearchError> {
+        let (lo, hi) = (*window.start(), *window.end());
+        let d = layers.n_embd();
+        let mut out = Vec::with_capacity(samples.len());
+        for s in samples {
+            let upto = hi.min(s.len());
+            let mut seq = prompt.to_vec();
+            seq.extend_from_slice(&s[..upto]);
+            let states = layers.layer_states(&seq)?;
+            let p0 = prompt.len();
+            // Running sums of each state over the generated positions.
+            let mut sums = vec![vec![0.0f64; d]; states.len()];
+            let mut feats = Vec::new();
+            for t in 1..=upto {
+                for (sum, st) in sums.iter_mut().zip(&states) {
+                    let row = &st[(p0 + t - 1) * d..(p0 + t) * d];
+                    for (a, &x) in sum.iter_mut().zip(row) {
+                        *a += x as f64;
+                    }
+                }
+                if t >= lo {
+                    let means: Vec<Vec<f64>> = sums
+                        .iter()
+                        .map(|v| v.iter().map(|x| x / t as f64).collect())
+                        .collect();
+                    feats.push(Some(coe_feature(&means)));
+                }
+            }
+            feats.resize(hi + 1 - lo, None);
+            out.push(feats);
+        }
+        Ok(out)
+    }
+}
+
 impl Strategy for StBoN {
     fn name(&self) -> String {
-        format!("st-bon-{}", self.n)
+        if self.layers.is_some() {
+            format!("st-bon-{}", self.n)
+        } else {
+            format!("st-bon-final-layer-{}", self.n)
+        }
     }
 
     fn sequences(&self) -> usize {
@@ -159,12 +297,13 @@ impl Strategy for StBoN {
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate()?;
         crate::beam::check_sequences(cx, self.n)?;
-        if cx.engine.info().n_embd == 0 {
+        if self.layers.is_none() && cx.engine.info().n_embd == 0 {
             return Err(invalid(
                 "backend",
                 format!(
                     "ST-BoN reads hidden states, and {} was loaded without them \
-                     (LlamaConfig::hidden_states; the CLI turns them on for st-bon)",
+                     (LlamaConfig::hidden_states), and no layer probe was given for the \
+                     faithful variant",
                     cx.engine.info().name
                 ),
             ));
@@ -174,7 +313,7 @@ impl Strategy for StBoN {
         let mut bs = root.fork(self.n - 1)?;
         bs.insert(0, root);
         let mut spec = GenSpec::new(self.sampling, self.chunk);
-        spec.hidden = true;
+        spec.hidden = self.layers.is_none();
         let max = self.max_tokens;
         let ended = |b: &ponder_engine::Branch| -> Option<usize> {
             match b.finish() {
@@ -213,9 +352,26 @@ impl Strategy for StBoN {
             }
         }
         let c = c.unwrap_or_else(|| bs.iter().map(|b| b.tokens().len()).min().unwrap_or(0));
-        // Stage 2: vote over the window with the running-mean hidden states.
-        let hidden: Vec<&[Vec<f32>]> = bs.iter().map(|b| b.hidden()).collect();
-        let winner = most_consistent(&hidden, (c + 1)..=target.min(max).max(c + 1));
+        // Stage 2: vote over the window c+1..c+τ.
+        let window = (c + 1)..=target.min(max).max(c + 1);
+        let t0 = std::time::Instant::now();
+        let winner = match &self.layers {
+            Some(layers) => {
+                let prompt = session.engine().tokenize(
+                    &cx.prompt(problem)?,
+                    true,
+                    session.engine().info().add_bos,
+                )?;
+                let toks: Vec<&[Token]> = bs.iter().map(|b| b.tokens()).collect();
+                let feats = self.features(layers.as_ref(), &prompt, &toks, window)?;
+                most_consistent_by_feature(&feats)
+            }
+            None => {
+                let hidden: Vec<&[Vec<f32>]> = bs.iter().map(|b| b.hidden()).collect();
+                most_consistent(&hidden, window)
+            }
+        };
+        let scoring_ms = t0.elapsed().as_secs_f64() * 1e3;
         // Stage 3: release the other N−1 at once and finish the winner alone.
         let mut w = bs.swap_remove(winner);
         drop(bs);
@@ -233,12 +389,10 @@ impl Strategy for StBoN {
         };
         drop(w);
         let candidates = vec![cand];
-        Ok(Solution::new(
-            self.name(),
-            candidates,
-            Some(0),
-            session.stats(),
-        ))
+        Ok(
+            Solution::new(self.name(), candidates, Some(0), session.stats())
+                .scored(scoring_ms, None),
+        )
     }
 }
 
@@ -259,6 +413,35 @@ mod tests {
         assert_eq!(divergence(&[a, a], &[None, Some(2)]), Some(2));
         // Too few tokens to tell yet.
         assert_eq!(divergence(&[&a[..2], &b[..2]], &[None, None]), None);
+    }
+
+    #[test]
+    fn coe_feature_by_hand() {
+        // Three states on a line: 0 → 1 → 3 (1-d). Magnitudes 1/3 and 2/3; all angles 0
+        // (same direction), so the angle terms vanish: F = (1/3 + 2/3) / 2 = 0.5.
+        let h = vec![vec![1.0], vec![2.0], vec![4.0]];
+        assert!((coe_feature(&h) - 0.5).abs() < 1e-12);
+        // A right-angle turn: H0 = (1,0), H1 = (1,1), H2 = (0,1). ‖H0−H2‖ = √2,
+        // ∠(H0,H2) = π/2; steps of length 1 and angle π/4: F = (1/√2 − 1/2) per step.
+        let h = vec![vec![1.0, 0.0], vec![1.0, 1.0], vec![0.0, 1.0]];
+        let want = 1.0 / 2f64.sqrt() - 0.5;
+        assert!((coe_feature(&h) - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_feature_vote_picks_the_sample_nearest_the_others() {
+        // Features 0.1, 0.5, 0.6: S = (0.16+0.25)/2, (0.16+0.01)/2, (0.25+0.01)/2 → sample 1.
+        let f = |x: f64| vec![Some(x), Some(x)];
+        assert_eq!(most_consistent_by_feature(&[f(0.1), f(0.5), f(0.6)]), 1);
+        // A sample without a feature at a position is left out there. Position 0:
+        // 0.1, 0.5, 0.6, 0.65 → 0.5 is nearest the rest; positions 1 and 2 (without it):
+        // 0.1, 0.6, 0.65 → 0.6. Votes 1 : 2.
+        let g = |x: f64| vec![Some(x); 3];
+        let short = vec![Some(0.5), None, None];
+        assert_eq!(
+            most_consistent_by_feature(&[g(0.1), short, g(0.6), g(0.65)]),
+            2
+        );
     }
 
     #[test]

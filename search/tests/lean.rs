@@ -364,3 +364,55 @@ fn st_bon_needs_hidden_states_and_a_positive_tau() {
     let err = build("st-bon", &o).err().unwrap().to_string();
     assert!(err.contains("tau coefficient"), "{err}");
 }
+
+/// Layer states for the mock: state l of token t is one-hot(t mod 8) scaled by l + 1,
+/// so the chain-of-embedding feature depends on the text.
+#[derive(Debug)]
+struct MockLayers;
+
+impl ponder_engine::LayerStates for MockLayers {
+    fn layer_states(&self, tokens: &[Token]) -> ponder_engine::Result<Vec<Vec<f32>>> {
+        Ok((0..4)
+            .map(|l| {
+                let mut v = vec![0.0f32; tokens.len() * 8];
+                for (i, &t) in tokens.iter().enumerate() {
+                    v[i * 8 + (t as usize % 8)] = (l + 1) as f32;
+                    v[i * 8 + ((t as usize + l) % 8)] += 0.5;
+                }
+                v
+            })
+            .collect())
+    }
+    fn n_embd(&self) -> usize {
+        8
+    }
+}
+
+#[test]
+fn faithful_st_bon_uses_every_layer_and_needs_no_engine_hidden_states() {
+    use ponder_search::StBoN;
+    let texts: Vec<String> = "abcdef"
+        .chars()
+        .map(|ch| format!("So {ch}{}", ch.to_string().repeat(10)))
+        .collect();
+    let choices: Vec<(&str, f32)> = texts.iter().map(|t| (t.as_str(), 1.0)).collect();
+    let cx = cx_with(ChoiceModel::new(&choices)); // no hidden states on this engine
+    let st = StBoN {
+        n: 3,
+        chunk: 2,
+        sampling: t1(),
+        max_tokens: 64,
+        layers: Some(Arc::new(MockLayers)),
+        ..StBoN::default()
+    };
+    for id in 0..4 {
+        let sol = st.solve(&cx, &Problem::new(id, "q")).unwrap();
+        assert_eq!(sol.strategy, "st-bon-3");
+        assert_eq!(sol.candidates.len(), 1);
+        let g = sol.stats.generated_tokens;
+        assert!(
+            g == 31 || g == 45,
+            "the same truncation as the final-layer variant: {g}"
+        );
+    }
+}
