@@ -417,12 +417,14 @@ impl Branch {
     }
     /// The completion's text; bytes of an unfinished UTF-8 character at the end are held back.
     pub fn text(&self) -> String {
-        let valid = match std::str::from_utf8(&self.bytes) {
-            Ok(_) => self.bytes.len(),
-            Err(e) if e.error_len().is_none() => e.valid_up_to(),
-            Err(_) => self.bytes.len(),
-        };
-        String::from_utf8_lossy(&self.bytes[..valid]).into_owned()
+        decode(&self.bytes)
+    }
+    /// The text of the completion tokens after the first `completion_len` (e.g. the step
+    /// just generated), decoded on its own: never a byte offset into [`Branch::text`].
+    pub fn text_after(&self, completion_len: usize) -> String {
+        let k = completion_len.min(self.piece_lens.len());
+        let from: usize = self.piece_lens[..k].iter().map(|&l| l as usize).sum();
+        decode(&self.bytes[from.min(self.bytes.len())..])
     }
     /// Self-certainty (KL from uniform, nats) of the model at each sampled completion
     /// token (NaN for appended tokens). See [`crate::sampling::Sampled::certainty`].
@@ -565,6 +567,16 @@ impl Branch {
             self.finish = c.finish;
         }
     }
+}
+
+/// Bytes as text; the bytes of an unfinished UTF-8 character at the end are held back.
+fn decode(bytes: &[u8]) -> String {
+    let valid = match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        Err(_) => bytes.len(),
+    };
+    String::from_utf8_lossy(&bytes[..valid]).into_owned()
 }
 
 impl Drop for Branch {

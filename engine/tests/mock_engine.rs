@@ -332,3 +332,17 @@ fn append_all_rejects_a_branch_of_another_engine() {
     let err = b.append_all([(&mut x, vec![65])], false).unwrap_err();
     assert!(err.to_string().contains("another engine"), "{err}");
 }
+
+#[test]
+fn text_after_a_token_count_decodes_only_the_rest() {
+    let (engine, _) = engine_with(4096, 4);
+    let s = engine.session(0, 0, Budget::unlimited());
+    let mut b = s.prefill(PROMPT).unwrap();
+    // "é" is two byte-tokens on the mock: split across the cut, it is not sliced in half.
+    b.append("ab\u{e9}c", false).unwrap();
+    assert_eq!(b.text_after(2), "\u{e9}c");
+    assert_eq!(b.text_after(0), b.text());
+    assert_eq!(b.text_after(99), "");
+    // Cutting inside the character yields replacement text, never a panic.
+    assert_eq!(b.text_after(3).chars().last(), Some('c'));
+}

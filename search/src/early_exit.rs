@@ -137,9 +137,9 @@ impl Strategy for EarlyExit {
             engine.settle([&mut main])?;
             let mut probe = main.fork(1)?.pop().expect("one fork");
             probe.append(PROBE, false)?;
-            let from_probe = probe.text().len();
+            let from_probe = probe.tokens().len();
             probe.extend(&probe_spec)?;
-            let said = probe.text()[from_probe..].to_string();
+            let said = probe.text_after(from_probe);
             drop(probe);
             answers.push(probe_answer(&said));
             probes.push(said);

@@ -100,10 +100,9 @@ impl Strategy for Rsd {
             }
             let cap = self.max_tokens - used;
             // 1. The draft proposes a step.
-            let (d_tok, d_len) = (draft.tokens().len(), draft.text().len());
+            let d_tok = draft.tokens().len();
             draft_session.extend_capped([(&mut draft, cap)], &spec)?;
-            let d_text = draft.text();
-            let step = d_text[d_len.min(d_text.len())..].to_string();
+            let step = draft.text_after(d_tok);
             let made = draft.tokens().len() - d_tok;
             draft_made += made;
             steps += 1;
@@ -134,10 +133,9 @@ impl Strategy for Rsd {
                 // the draft reads it.
                 drop(tentative);
                 draft.truncate(d_tok)?;
-                let t_len = target.text().len();
+                let t_tok = target.tokens().len();
                 target_session.extend_capped([(&mut target, cap)], &spec)?;
-                let t_text = target.text();
-                let step = t_text[t_len.min(t_text.len())..].to_string();
+                let step = target.text_after(t_tok);
                 draft.append(&step, false)?;
                 let t = std::time::Instant::now();
                 let full = format!("{text}{step}");

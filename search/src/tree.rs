@@ -201,10 +201,7 @@ impl<'a> Tree<'a> {
             }
         }
         spec.max_tokens = step_cap.min(self.max_tokens).max(1);
-        let before: Vec<(usize, usize)> = nodes
-            .iter()
-            .map(|n| (n.branch.tokens().len(), n.branch.text().len()))
-            .collect();
+        let before: Vec<usize> = nodes.iter().map(|n| n.branch.tokens().len()).collect();
         let max_tokens = self.max_tokens;
         self.session.extend_capped(
             nodes.iter_mut().map(|n| {
@@ -214,7 +211,12 @@ impl<'a> Tree<'a> {
             &spec,
         )?;
         let texts: Vec<String> = nodes.iter().map(|n| n.branch.text()).collect();
-        for (n, (&(tok0, b0), text)) in nodes.iter_mut().zip(before.iter().zip(&texts)) {
+        let steps: Vec<String> = nodes
+            .iter()
+            .zip(&before)
+            .map(|(n, &tok0)| n.branch.text_after(tok0))
+            .collect();
+        for (n, (&tok0, step)) in nodes.iter_mut().zip(before.iter().zip(&steps)) {
             let known: Vec<f64> = n.branch.logprobs()[tok0..]
                 .iter()
                 .filter(|l| l.is_finite())
@@ -232,16 +234,16 @@ impl<'a> Tree<'a> {
                 _ => true, // end of generation, or the budget, deadline or cancel
             };
             // An empty step ends a path too (SAL): nothing more will come.
-            let empty = text[b0.min(text.len())..].trim().is_empty();
+            let empty = step.trim().is_empty();
             n.done = to_end || ended || empty;
         }
-        self.score(nodes, &before, &texts)
+        self.score(nodes, &steps, &texts)
     }
 
     fn score(
         &self,
         nodes: &mut [&mut Node],
-        before: &[(usize, usize)],
+        steps: &[String],
         texts: &[String],
     ) -> Result<(), SearchError> {
         let ids: Vec<u64> = nodes.iter().map(|n| n.branch.id()).collect();
@@ -254,10 +256,10 @@ impl<'a> Tree<'a> {
                 (track, &*branch)
             })
             .collect();
-        for ((track, branch), (&(_, b0), text)) in refs.iter_mut().zip(before.iter().zip(texts)) {
+        for ((track, branch), (step, text)) in refs.iter_mut().zip(steps.iter().zip(texts)) {
             items.push(StepItem {
                 track,
-                step: &text[b0.min(text.len())..],
+                step,
                 sample: Sample::new(&self.problem.question, text)
                     .with_logprobs(branch.logprobs())
                     .with_certainty(branch.certainty()),
