@@ -1125,7 +1125,13 @@ impl Worker {
                     }
                     None => s.logits = Some(row.to_vec()),
                 }
-                s.hidden = hidden.map(<[f32]>::to_vec);
+                match (hidden, &mut s.hidden) {
+                    (Some(h), Some(buf)) => {
+                        buf.clear();
+                        buf.extend_from_slice(h);
+                    }
+                    (h, slot) => *slot = h.map(<[f32]>::to_vec),
+                }
             }
             if let Kind::Feed {
                 logprob_from: Some(f),

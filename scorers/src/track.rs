@@ -72,13 +72,6 @@ impl Track {
     pub fn stats(&self) -> Option<Stats> {
         self.state.as_ref().and_then(|s| s.stats())
     }
-    /// Take the state out (combinators split and rejoin their parts' states).
-    pub fn into_parts(self) -> (Vec<f64>, Option<Box<dyn TrackState>>) {
-        (self.steps, self.state)
-    }
-    pub fn from_parts(steps: Vec<f64>, state: Option<Box<dyn TrackState>>) -> Self {
-        Self { steps, state }
-    }
 }
 
 /// One node to score: its track, its newest step, and its whole text so far.

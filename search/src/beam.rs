@@ -72,20 +72,6 @@ pub(crate) fn check_width(n: usize, width: usize, iterations: usize) -> Result<(
     Ok(())
 }
 
-pub(crate) fn check_sequences(cx: &Cx, need: usize) -> Result<(), SearchError> {
-    let max = cx.engine.info().n_seq_max as usize;
-    if need > max {
-        return Err(invalid(
-            "n",
-            format!(
-                "this search holds up to {need} sequences at once, more than the {max} \
-                 the engine has (n_seq_max): lower it or load the engine with more sequences"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 impl BeamSearch {
     /// N, M, iterations and steps, checked before any model is loaded.
     pub fn validate(&self) -> Result<(), SearchError> {
@@ -109,7 +95,7 @@ impl Strategy for BeamSearch {
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate()?;
-        check_sequences(cx, self.sequences())?;
+        cx.check_sequences(self.sequences())?;
         let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
         let keep = self.n / self.width;
         let mut active = tree.refill(vec![root], self.n)?;

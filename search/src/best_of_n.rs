@@ -46,19 +46,10 @@ impl BestOfN {
         }
     }
     pub fn validate(&self, cx: &Cx) -> Result<(), SearchError> {
-        let max = cx.engine.info().n_seq_max as usize;
         if self.n == 0 {
             return Err(invalid("n", "0 (must be ≥ 1)"));
         }
-        if self.n > max {
-            return Err(invalid(
-                "n",
-                format!(
-                    "{} is more than the {max} sequences the engine has (n_seq_max)",
-                    self.n
-                ),
-            ));
-        }
+        cx.check_sequences(self.n)?;
         GenSpec {
             sampling: self.sampling,
             max_tokens: self.max_tokens,

@@ -141,7 +141,7 @@ impl Strategy for Dpts {
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate()?;
-        crate::beam::check_sequences(cx, self.width + 1)?;
+        cx.check_sequences(self.width + 1)?;
         let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
         let engine = cx.engine.clone();
         let mut slots = vec![Slot {

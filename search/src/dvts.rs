@@ -2,7 +2,7 @@
 //! each greedy by score over M candidate next steps. Subtrees never compete, so one
 //! subtree's high scores cannot prune another's line of reasoning: diversity at large N.
 
-use crate::beam::{check_sequences, check_width};
+use crate::beam::check_width;
 use crate::strategy::{Candidate, Cx, Problem, SearchError, Solution, Strategy};
 use crate::tree::{Node, Steps, Tree};
 use crate::vote::{select, Vote};
@@ -73,7 +73,7 @@ impl Strategy for Dvts {
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate()?;
-        check_sequences(cx, self.sequences())?;
+        cx.check_sequences(self.sequences())?;
         let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
         let mut subs: Vec<Subtree> = tree
             .refill(vec![root], self.n / self.width)?

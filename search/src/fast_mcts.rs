@@ -122,7 +122,7 @@ impl FastMcts {
         problem: &Problem,
     ) -> Result<(Solution, Vec<StepNode>), SearchError> {
         self.validate()?;
-        crate::beam::check_sequences(cx, self.sequences())?;
+        cx.check_sequences(self.sequences())?;
         let session = cx.session(problem);
         let root_branch = session.prefill(&cx.prompt(problem)?)?;
         let mut nodes = vec![StepNode {

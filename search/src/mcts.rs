@@ -9,7 +9,6 @@
 //! `max_live` leaves would be alive, the lowest-valued older leaves are pruned (their
 //! sequences released; selection skips them), so the search fits a fixed sequence budget.
 
-use crate::beam::check_sequences;
 use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
 use crate::tree::{Node, Steps, Tree};
 use crate::vote::{select, Vote};
@@ -137,7 +136,7 @@ impl Mcts {
         problem: &Problem,
     ) -> Result<(Solution, Vec<TreeNode>), SearchError> {
         self.validate()?;
-        check_sequences(cx, self.sequences())?;
+        cx.check_sequences(self.sequences())?;
         let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
         let mut slots = vec![Slot {
             info: TreeNode {

@@ -82,7 +82,7 @@ impl SpecRejection {
         problem: &Problem,
     ) -> Result<(Solution, Vec<Round>), SearchError> {
         self.validate()?;
-        crate::beam::check_sequences(cx, self.n)?;
+        cx.check_sequences(self.n)?;
         let session = cx.session(problem);
         let engine = session.engine().clone();
         let root = session.prefill(&cx.prompt(problem)?)?;

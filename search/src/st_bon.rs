@@ -296,7 +296,7 @@ impl Strategy for StBoN {
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate()?;
-        crate::beam::check_sequences(cx, self.n)?;
+        cx.check_sequences(self.n)?;
         if self.layers.is_none() && cx.engine.info().n_embd == 0 {
             return Err(invalid(
                 "backend",

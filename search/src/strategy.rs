@@ -110,6 +110,21 @@ impl Cx {
         Ok(engine.format_prompt(&self.format, &msgs)?)
     }
 
+    /// Fail before any work when a search would hold more sequences than the engine has.
+    pub fn check_sequences(&self, need: usize) -> Result<(), SearchError> {
+        let max = self.engine.info().n_seq_max as usize;
+        if need > max {
+            return Err(invalid(
+                "n",
+                format!(
+                    "this search holds up to {need} sequences at once, more than the {max} \
+                     the engine has (n_seq_max): lower it or load the engine with more sequences"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// A session for one problem, with the run's seed and budget.
     pub fn session(&self, p: &Problem) -> ponder_engine::Session {
         self.engine.session(self.seed, p.id, self.budget.clone())
