@@ -588,6 +588,7 @@ fn json_report(sol: &Solution, engine: &Engine, seed: u64) -> serde_json::Value 
         "candidates": sol.candidates,
         "stats": sol.stats,
         "scorer_stats": sol.scorer_stats,
+        "scoring_ms": sol.scoring_ms,
         "draft": sol.draft,
     })
 }
@@ -631,6 +632,12 @@ fn print_report(sol: &Solution) {
         println!();
     }
     print_stats("stats", &sol.stats);
+    if sol.scoring_ms > 0.0 {
+        println!(
+            "scoring {:.2} s (inside the wall time above)",
+            sol.scoring_ms / 1e3
+        );
+    }
     if let Some(s) = &sol.scorer_stats {
         print_stats("scorer model", s);
     }

@@ -241,6 +241,36 @@ fn the_layer_probe_reads_every_layer() {
     assert_ne!(states[0], states[1]);
     assert_ne!(states[15], states[30]);
     let again = probe.states(&tokens).unwrap();
-    assert_eq!(states, again);
+    assert_close(&states, &again);
     assert!(probe.states(&[]).is_err());
+
+    // A read sharing a prefix with the last one reuses it and gives what a fresh probe
+    // reads; a read with nothing in common starts over.
+    let other = engine
+        .tokenize("The answer is 17, not 42.", false, true)
+        .unwrap();
+    assert_eq!(tokens[..3], other[..3]);
+    let reused = probe.states(&other).unwrap();
+    let mut fresh = LayerProbe::load(&model(), 512, Some(1)).unwrap();
+    assert_close(&reused, &fresh.states(&other).unwrap());
+    let unrelated = engine.tokenize("Seven.", false, true).unwrap();
+    assert_close(
+        &probe.states(&unrelated).unwrap(),
+        &fresh.states(&unrelated).unwrap(),
+    );
+}
+
+/// Same shapes, every value within 2% of the largest magnitude of its state (batch
+/// shapes change float rounding, nothing more).
+fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>]) {
+    assert_eq!(a.len(), b.len());
+    for (l, (x, y)) in a.iter().zip(b).enumerate() {
+        assert_eq!(x.len(), y.len(), "state {l}");
+        let scale = x.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let worst = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(
+            worst <= 0.02 * scale,
+            "state {l}: off by {worst} (scale {scale})"
+        );
+    }
 }

@@ -14,6 +14,12 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
+
+/// Held around every llama.cpp decode in this process. Each context computes with all
+/// cores and ggml's threads spin at their barriers, so two contexts decoding at once (a
+/// policy and its PRM, a draft and its target, the ST-BoN layer probe) oversubscribe the
+/// CPU and both slow down several-fold; taking turns is faster.
+static COMPUTE: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 use std::io::Read;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -204,7 +210,10 @@ impl Backend for LlamaCpp {
                 .add(LlamaToken(t.token), t.pos as i32, &[t.seq], t.logits)
                 .map_err(|e| EngineError::Decode(e.to_string()))?;
         }
-        self.ctx.decode(&mut self.batch).map_err(|e| match e {
+        let turn = COMPUTE.lock();
+        let decoded = self.ctx.decode(&mut self.batch);
+        drop(turn);
+        decoded.map_err(|e| match e {
             DecodeError::NoKvCacheSlot => {
                 EngineError::Decode("no KV cache slot (context full)".into())
             }
@@ -372,6 +381,10 @@ pub struct LayerProbe {
     n_ctx: usize,
     n_layer: usize,
     n_embd: usize,
+    /// The tokens in the probe's cache and their states: the next call re-reads only
+    /// what follows the prefix it shares with them (ST-BoN's samples share the prompt).
+    cached: Vec<Token>,
+    rows: Vec<Vec<f32>>,
 }
 
 // SAFETY: the context and model are only touched through `&mut self` (one thread at a
@@ -393,6 +406,9 @@ struct Capture {
     /// Index 0: the embedding output; l + 1: layer l's output. Row-major [token][dim].
     layers: Vec<Vec<f32>>,
     error: Option<String>,
+    /// The slot after which the graph is stopped: nothing past the last layer's output
+    /// (the output norm and the vocabulary-sized lm_head) is computed.
+    last: usize,
 }
 
 /// Which capture slot a graph tensor fills, by its name.
@@ -435,7 +451,8 @@ unsafe extern "C" fn capture_tensor(
     unsafe {
         llama_cpp_sys_2::ggml_backend_tensor_get(t, buf.as_mut_ptr().cast(), 0, bytes);
     }
-    true
+    // Returning false ends the graph here (ggml's scheduler stops the split).
+    k != cap.last
 }
 
 impl LayerProbe {
@@ -457,6 +474,7 @@ impl LayerProbe {
             });
         }
         let mut capture = Box::<Capture>::default();
+        capture.last = unsafe { sys::llama_model_n_layer(m) } as usize;
         let threads = threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get() as i32)
@@ -491,6 +509,8 @@ impl LayerProbe {
             n_ctx: n_ctx as usize,
             n_layer,
             n_embd,
+            cached: Vec::new(),
+            rows: Vec::new(),
         })
     }
 
@@ -504,7 +524,8 @@ impl LayerProbe {
     }
 
     /// For each of the `n_states()` states, the hidden vectors of every token, row-major
-    /// `[token][dim]`. `tokens` is read from position 0 in a fresh cache.
+    /// `[token][dim]`, as if `tokens` were read from position 0 in a fresh cache. The
+    /// prefix shared with the previous call is not read again.
     pub fn states(&mut self, tokens: &[Token]) -> Result<Vec<Vec<f32>>> {
         use llama_cpp_sys_2 as sys;
         let n = tokens.len();
@@ -514,22 +535,40 @@ impl LayerProbe {
                 format!("{n} tokens (1..={})", self.n_ctx),
             ));
         }
+        // At least the last token is read, so every state has fresh rows to append.
+        let mut k = (self.cached.iter().zip(tokens))
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(n - 1);
+        // SAFETY: the memory handle belongs to our live context.
+        let kept = unsafe {
+            let mem = sys::llama_get_memory(self.ctx);
+            k > 0 && sys::llama_memory_seq_rm(mem, 0, k as i32, -1)
+        };
+        if !kept {
+            k = 0;
+            unsafe { sys::llama_memory_clear(sys::llama_get_memory(self.ctx), true) };
+        }
+        self.cached.clear();
         self.capture.layers.clear();
         self.capture.error = None;
-        // SAFETY: the batch is allocated for n tokens and one sequence id each; every
-        // token is an output, so the last layer keeps all rows.
+        let fresh = &tokens[k..];
+        // SAFETY: the batch is allocated for the fresh tokens, one sequence id each; every
+        // token is an output, so the last layer keeps all rows (llama.cpp drops non-output
+        // rows inside it); the graph stops after that layer, before the lm_head.
         let rc = unsafe {
-            sys::llama_memory_clear(sys::llama_get_memory(self.ctx), true);
-            let mut b = sys::llama_batch_init(n as i32, 0, 1);
-            for (i, &t) in tokens.iter().enumerate() {
+            let mut b = sys::llama_batch_init(fresh.len() as i32, 0, 1);
+            for (i, &t) in fresh.iter().enumerate() {
                 *b.token.add(i) = t;
-                *b.pos.add(i) = i as i32;
+                *b.pos.add(i) = (k + i) as i32;
                 *b.n_seq_id.add(i) = 1;
                 *(*b.seq_id.add(i)) = 0;
                 *b.logits.add(i) = 1;
             }
-            b.n_tokens = n as i32;
+            b.n_tokens = fresh.len() as i32;
+            let turn = COMPUTE.lock();
             let rc = sys::llama_decode(self.ctx, b);
+            drop(turn);
             sys::llama_batch_free(b);
             rc
         };
@@ -542,7 +581,7 @@ impl LayerProbe {
             return Err(EngineError::Decode(format!("layer probe: {e}")));
         }
         let layers = std::mem::take(&mut self.capture.layers);
-        let want = n * self.n_embd;
+        let want = fresh.len() * self.n_embd;
         if layers.len() != self.n_states() || layers.iter().any(|l| l.len() != want) {
             return Err(EngineError::Decode(format!(
                 "layer probe captured {} of {} states (sizes {:?}, want {want} each)",
@@ -551,7 +590,13 @@ impl LayerProbe {
                 layers.iter().map(Vec::len).collect::<Vec<_>>()
             )));
         }
-        Ok(layers)
+        self.rows.resize(self.n_states(), Vec::new());
+        for (rows, new) in self.rows.iter_mut().zip(layers) {
+            rows.truncate(k * self.n_embd);
+            rows.extend_from_slice(&new);
+        }
+        self.cached = tokens.to_vec();
+        Ok(self.rows.clone())
     }
 }
 
