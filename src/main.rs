@@ -444,6 +444,14 @@ struct EvalArgs {
     /// What to do with a malformed dataset line.
     #[arg(long, value_enum, default_value = "stop")]
     on_bad_line: OnBadLine,
+    /// Compare every strategy with this one (its name as recorded, e.g. best-of-8-majority):
+    /// accuracy inside its 95% interval, tokens and time as ratios.
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Solve nothing and load no model: summarize every strategy recorded in --out for
+    /// these problems.
+    #[arg(long)]
+    summary_only: bool,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -787,7 +795,11 @@ fn eval(a: EvalArgs) -> Result<()> {
     if a.concurrency == 0 {
         bail!("invalid --concurrency: 0 (must be ≥ 1)");
     }
-    let strategies = a.run.strategies(&a.strategies, &a.model, a.concurrency)?;
+    let strategies = if a.summary_only {
+        Vec::new()
+    } else {
+        a.run.strategies(&a.strategies, &a.model, a.concurrency)?
+    };
     let fields = match (&a.question_field, &a.answer_field) {
         (Some(q), Some(x)) => Some((q.as_str(), x.as_str())),
         (None, None) => None,
@@ -801,25 +813,34 @@ fn eval(a: EvalArgs) -> Result<()> {
     let mut log = RecordLog::open(&a.out)?;
     let done_before = log.done();
     let names: Vec<String> = strategies.iter().map(|s| s.name()).collect();
-    let todo = items.len() * names.len()
-        - items
-            .iter()
-            .flat_map(|i| {
-                names
-                    .iter()
-                    .map(move |n| (i.id.clone(), n.clone(), a.run.seed))
-            })
-            .filter(|k| done_before.contains(k))
-            .count();
-    eprintln!(
-        "{}: {} problems × {} strategies, {} to do ({} already recorded in {})",
-        a.dataset.display(),
-        items.len(),
-        names.len(),
-        todo,
-        items.len() * names.len() - todo,
-        a.out.display()
-    );
+    let todo = if a.summary_only {
+        0
+    } else {
+        items.len() * names.len()
+            - items
+                .iter()
+                .flat_map(|i| {
+                    names
+                        .iter()
+                        .map(move |n| (i.id.clone(), n.clone(), a.run.seed))
+                })
+                .filter(|k| done_before.contains(k))
+                .count()
+    };
+    if a.summary_only && log.records.is_empty() {
+        bail!("nothing recorded in {} to summarize", a.out.display());
+    }
+    if !a.summary_only {
+        eprintln!(
+            "{}: {} problems × {} strategies, {} to do ({} already recorded in {})",
+            a.dataset.display(),
+            items.len(),
+            names.len(),
+            todo,
+            items.len() * names.len() - todo,
+            a.out.display()
+        );
+    }
     if todo > 0 {
         let branches = strategies.iter().map(|s| s.sequences()).max().unwrap_or(1);
         let longest = items.iter().map(|i| i.question.len()).max().unwrap_or(0);
@@ -867,7 +888,15 @@ fn eval(a: EvalArgs) -> Result<()> {
         a.run.max_tokens,
         a.run.seed
     );
-    let md = eval::write_summary(&a.out, &log.records, items, &names, a.run.seed, &title)?;
+    let md = eval::write_summary(
+        &a.out,
+        &log.records,
+        items,
+        (!a.summary_only).then_some(names.as_slice()),
+        a.run.seed,
+        &title,
+        a.baseline.as_deref(),
+    )?;
     println!("{md}");
     eprintln!("wrote {}/{{records.jsonl,summary.md,summary.csv,accuracy_vs_tokens.svg,accuracy_vs_tokens.png}}", a.out.display());
     Ok(())

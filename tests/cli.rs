@@ -171,6 +171,61 @@ fn eval_bad_input_is_named_before_any_model_loads() {
 }
 
 #[test]
+fn eval_summary_only_reads_records_without_a_model() {
+    let dir = std::env::temp_dir().join(format!("ponder-cli-summary-{}", std::process::id()));
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let data = dir.join("d.jsonl");
+    std::fs::write(
+        &data,
+        "{\"input\": \"1+1?\", \"target\": 2}\n{\"input\": \"2+2?\", \"target\": 4}\n",
+    )
+    .unwrap();
+    let rec = |id: &str, strategy: &str, correct: bool, tokens: u64| {
+        format!(
+            "{{\"id\":\"{id}\",\"index\":0,\"strategy\":\"{strategy}\",\"gold\":\"2\",\"answer\":null,\"correct\":{correct},\"generated_tokens\":{tokens},\"prompt_tokens\":5,\"decoded_tokens\":0,\"decode_calls\":0,\"wall_ms\":1000.0,\"seed\":0,\"truncated\":false,\"candidates\":1,\"candidates_correct\":0}}\n"
+        )
+    };
+    let records = [
+        rec("line-1", "bon", true, 800),
+        rec("line-2", "bon", true, 1200),
+        rec("line-1", "cheap", true, 100),
+        rec("line-2", "cheap", false, 300),
+    ]
+    .concat();
+    std::fs::write(out.join("records.jsonl"), records).unwrap();
+    let (data, out) = (data.to_string_lossy(), out.to_string_lossy());
+    // The model named does not exist: nothing is loaded.
+    let base = [
+        "eval",
+        "--dataset",
+        &data,
+        "--out",
+        &out,
+        "--summary-only",
+        "--model",
+        "/nope.gguf",
+    ];
+    let o = ponder(&[&base[..], &["--baseline", "bon"]].concat());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("| cheap | 2 | 50.0% |"), "{text}");
+    // cheap: 200 tokens against 1000, 50% inside bon's interval for 2 of 2 (34.2–100%).
+    assert!(
+        text.contains("| cheap | 50.0% | yes | 200 | 0.20 | 1.00 |"),
+        "{text}"
+    );
+    let o = ponder(&[&base[..], &["--baseline", "oracle"]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("baseline oracle has no records here (recorded: bon, cheap)"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn step_searches_run_from_the_cli() {
     for (strategy, scorer) in [
         ("beam", "verifier"),

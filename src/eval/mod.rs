@@ -34,6 +34,8 @@ pub enum EvalError {
     },
     #[error(transparent)]
     Plot(#[from] plot::PlotError),
+    #[error("baseline {name} has no records here (recorded: {recorded})")]
+    Baseline { name: String, recorded: String },
 }
 
 /// Build the record of one solved problem.
@@ -128,14 +130,17 @@ pub fn run(
 }
 
 /// Write `summary.md`, `summary.csv` and the accuracy-vs-tokens plot for the records of
-/// these items and strategy names under `seed`; returns the Markdown table.
+/// these items and strategy names under `seed` (every strategy recorded when `names` is
+/// None); with a `baseline` strategy, a second table compares every row with it. Returns
+/// the Markdown.
 pub fn write_summary(
     dir: &Path,
     records: &[Record],
     items: &[Item],
-    names: &[String],
+    names: Option<&[String]>,
     seed: u64,
     title: &str,
+    baseline: Option<&str>,
 ) -> Result<String, EvalError> {
     let ids: std::collections::HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
     let mine: Vec<Record> = records
@@ -143,8 +148,23 @@ pub fn write_summary(
         .filter(|r| r.seed == seed && ids.contains(r.id.as_str()))
         .cloned()
         .collect();
+    let all;
+    let names = match names {
+        Some(n) => n,
+        None => {
+            all = summary::strategies_in(&mine);
+            &all
+        }
+    };
     let rows = summary::summarize(&mine, names);
-    let md = summary::markdown(&rows);
+    let mut md = summary::markdown(&rows);
+    if let Some(b) = baseline {
+        let vs = summary::versus(&rows, b).ok_or_else(|| EvalError::Baseline {
+            name: b.to_string(),
+            recorded: names.join(", "),
+        })?;
+        md.push_str(&format!("\nAgainst {b}:\n\n{vs}"));
+    }
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|source| EvalError::Io { path, source })
@@ -232,7 +252,8 @@ mod tests {
             .filter(|r| r.strategy == "greedy")
             .all(|r| r.correct && r.candidates == 1));
         let names: Vec<String> = strategies.iter().map(|s| s.name()).collect();
-        let md = write_summary(&dir, &log.records, &items(5), &names, 0, "test").unwrap();
+        let md =
+            write_summary(&dir, &log.records, &items(5), Some(&names), 0, "test", None).unwrap();
         assert!(md.contains("| greedy | 5 | 100.0% |"), "{md}");
         for f in [
             "summary.md",

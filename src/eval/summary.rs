@@ -21,6 +21,12 @@ pub struct Row {
     pub tokens_per_s: f64,
     pub wall_s_per_problem: f64,
     pub truncated: usize,
+    /// Mean scorer-model tokens and scoring seconds per problem (PRM, judge, layer probe).
+    pub mean_scorer_tokens: f64,
+    pub mean_scoring_s: f64,
+    /// RSD: mean draft tokens per problem and mean acceptance rate.
+    pub mean_draft_tokens: Option<f64>,
+    pub mean_acceptance: Option<f64>,
 }
 
 /// The 95% Wilson score interval for `k` successes in `n` trials.
@@ -68,9 +74,82 @@ pub fn summarize(records: &[Record], strategies: &[String]) -> Vec<Row> {
                 },
                 wall_s_per_problem: wall_ms / 1e3 / n as f64,
                 truncated: rs.iter().filter(|r| r.truncated).count(),
+                mean_scorer_tokens: rs.iter().map(|r| r.scorer_tokens).sum::<u64>() as f64
+                    / n as f64,
+                mean_scoring_s: rs.iter().map(|r| r.scoring_ms).sum::<f64>() / 1e3 / n as f64,
+                mean_draft_tokens: mean(rs.iter().filter_map(|r| r.draft_tokens.map(|t| t as f64))),
+                mean_acceptance: mean(rs.iter().filter_map(|r| r.acceptance_rate)),
             })
         })
         .collect()
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Every row against the `baseline` row (by strategy name): accuracy and whether it lies
+/// inside the baseline's 95% interval, tokens and wall time as ratios; scorer-model and
+/// draft columns when any row has them. None when no row is named `baseline`.
+pub fn versus(rows: &[Row], baseline: &str) -> Option<String> {
+    let b = rows.iter().find(|r| r.strategy == baseline)?;
+    let scorer = rows
+        .iter()
+        .any(|r| r.mean_scorer_tokens > 0.0 || r.mean_scoring_s > 0.0);
+    let draft = rows.iter().any(|r| r.mean_draft_tokens.is_some());
+    let mut head = format!(
+        "| strategy | accuracy | inside {baseline}'s 95% CI | mean tokens | tokens ÷ {baseline} | s/problem ÷ {baseline} |"
+    );
+    let mut rule = String::from("|---|---:|:---:|---:|---:|---:|");
+    if scorer {
+        head.push_str(" scorer tokens | scoring s |");
+        rule.push_str("---:|---:|");
+    }
+    if draft {
+        head.push_str(" draft tokens | acceptance |");
+        rule.push_str("---:|---:|");
+    }
+    let mut s = format!("{head}\n{rule}\n");
+    for r in rows {
+        let inside = (b.ci_low..=b.ci_high).contains(&r.accuracy);
+        s.push_str(&format!(
+            "| {} | {:.1}% | {} | {:.0} | {:.2} | {:.2} |",
+            r.strategy,
+            100.0 * r.accuracy,
+            if inside { "yes" } else { "**no**" },
+            r.mean_generated_tokens,
+            r.mean_generated_tokens / b.mean_generated_tokens,
+            r.wall_s_per_problem / b.wall_s_per_problem,
+        ));
+        if scorer {
+            s.push_str(&format!(
+                " {:.0} | {:.1} |",
+                r.mean_scorer_tokens, r.mean_scoring_s
+            ));
+        }
+        if draft {
+            let opt = |x: Option<f64>, f: &dyn Fn(f64) -> String| x.map_or("–".into(), f);
+            s.push_str(&format!(
+                " {} | {} |",
+                opt(r.mean_draft_tokens, &|t| format!("{t:.0}")),
+                opt(r.mean_acceptance, &|a| format!("{a:.2}")),
+            ));
+        }
+        s.push('\n');
+    }
+    Some(s)
+}
+
+/// Strategy names in the order they first appear in `records`.
+pub fn strategies_in(records: &[Record]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in records {
+        if !names.contains(&r.strategy) {
+            names.push(r.strategy.clone());
+        }
+    }
+    names
 }
 
 /// A Markdown table.
@@ -186,5 +265,39 @@ mod tests {
         let md = markdown(&rows);
         assert!(md.contains("| a | 3 | 66.7% |"), "{md}");
         assert_eq!(csv(&rows).lines().count(), 3);
+    }
+
+    #[test]
+    fn versus_compares_with_the_baseline_row() {
+        // Baseline "bon": 7 of 10 right (Wilson 39.7–89.2%), 1000 tokens each.
+        let mut rs: Vec<Record> = (0..10).map(|i| rec("bon", i < 7, 1000)).collect();
+        // "cheap": 5 of 10 (inside), 250 tokens; "bad": 1 of 10 (outside), 100 tokens.
+        rs.extend((0..10).map(|i| rec("cheap", i < 5, 250)));
+        rs.extend((0..10).map(|i| rec("bad", i < 1, 100)));
+        rs[15].draft_tokens = Some(40);
+        rs[15].acceptance_rate = Some(0.5);
+        let rows = summarize(&rs, &strategies_in(&rs));
+        assert_eq!(
+            rows.iter().map(|r| r.strategy.as_str()).collect::<Vec<_>>(),
+            ["bon", "cheap", "bad"]
+        );
+        let t = versus(&rows, "bon").unwrap();
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 5, "{t}");
+        assert!(lines[0].contains("draft tokens | acceptance"), "{t}");
+        assert!(!lines[0].contains("scorer tokens"), "{t}");
+        assert!(
+            lines[2].starts_with("| bon | 70.0% | yes | 1000 | 1.00 | 1.00 | – | – |"),
+            "{t}"
+        );
+        assert!(
+            lines[3].starts_with("| cheap | 50.0% | yes | 250 | 0.25 | 1.00 | 40 | 0.50 |"),
+            "{t}"
+        );
+        assert!(
+            lines[4].starts_with("| bad | 10.0% | **no** | 100 | 0.10 |"),
+            "{t}"
+        );
+        assert!(versus(&rows, "missing").is_none());
     }
 }
