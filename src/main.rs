@@ -95,6 +95,10 @@ struct RunArgs {
     /// Cut steps every K tokens instead of at a delimiter.
     #[arg(long)]
     step_tokens: Option<usize>,
+    /// Longest delimited step, in tokens: a step that runs on without a delimiter is cut
+    /// there (beam, dvts, mcts, rsd, dpts, fast-mcts).
+    #[arg(long, default_value_t = 256)]
+    max_step_tokens: usize,
     /// spec-rejection: share of the pool rejected each round, in [0, 1).
     #[arg(long, default_value_t = 0.5)]
     alpha: f64,
@@ -218,7 +222,7 @@ impl RunArgs {
                 Some(k) => search::StepUnit::Tokens(k),
                 None => search::StepUnit::Delimiter(unescape(&self.step_delimiter)),
             },
-            ..Default::default()
+            max_step_tokens: self.max_step_tokens,
         };
         steps.validate()?;
         Ok(StrategyOptions {

@@ -303,6 +303,10 @@ fn step_search_bad_input_is_named() {
         ),
         (&["--strategy", "beam", "--step-tokens", "0"], "step tokens"),
         (
+            &["--strategy", "rsd", "--max-step-tokens", "0"],
+            "max step tokens: 0",
+        ),
+        (
             &[
                 "--strategy",
                 "beam",
