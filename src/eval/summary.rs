@@ -15,6 +15,8 @@ pub struct Row {
     pub ci_high: f64,
     /// Problems where at least one candidate was right.
     pub any_correct: usize,
+    /// Share of all candidates that were right: what one sample alone scores.
+    pub sample_accuracy: f64,
     pub mean_generated_tokens: f64,
     pub mean_prompt_tokens: f64,
     /// Generated tokens per second of a problem's own wall time.
@@ -64,6 +66,8 @@ pub fn summarize(records: &[Record], strategies: &[String]) -> Vec<Row> {
                 ci_low: lo,
                 ci_high: hi,
                 any_correct: rs.iter().filter(|r| r.candidates_correct > 0).count(),
+                sample_accuracy: rs.iter().map(|r| r.candidates_correct).sum::<usize>() as f64
+                    / rs.iter().map(|r| r.candidates).sum::<usize>().max(1) as f64,
                 mean_generated_tokens: gen as f64 / n as f64,
                 mean_prompt_tokens: rs.iter().map(|r| r.prompt_tokens).sum::<u64>() as f64
                     / n as f64,
@@ -155,18 +159,19 @@ pub fn strategies_in(records: &[Record]) -> Vec<String> {
 /// A Markdown table.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| strategy | problems | accuracy | 95% CI | any correct | mean tokens | tok/s | s/problem |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| strategy | problems | accuracy | 95% CI | any correct | per sample | mean tokens | tok/s | s/problem |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {:.1}% | {:.1}–{:.1}% | {:.1}% | {:.0} | {:.1} | {:.1} |\n",
+            "| {} | {} | {:.1}% | {:.1}–{:.1}% | {:.1}% | {:.1}% | {:.0} | {:.1} | {:.1} |\n",
             r.strategy,
             r.problems,
             100.0 * r.accuracy,
             100.0 * r.ci_low,
             100.0 * r.ci_high,
             100.0 * r.any_correct as f64 / r.problems as f64,
+            100.0 * r.sample_accuracy,
             r.mean_generated_tokens,
             r.tokens_per_s,
             r.wall_s_per_problem,
@@ -178,11 +183,11 @@ pub fn markdown(rows: &[Row]) -> String {
 /// CSV with a header line.
 pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "strategy,problems,correct,accuracy,ci_low,ci_high,any_correct,mean_generated_tokens,mean_prompt_tokens,tokens_per_s,wall_s_per_problem,truncated\n",
+        "strategy,problems,correct,accuracy,ci_low,ci_high,any_correct,sample_accuracy,mean_generated_tokens,mean_prompt_tokens,tokens_per_s,wall_s_per_problem,truncated\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "{},{},{},{:.4},{:.4},{:.4},{},{:.1},{:.1},{:.2},{:.3},{}\n",
+            "{},{},{},{:.4},{:.4},{:.4},{},{:.4},{:.1},{:.1},{:.2},{:.3},{}\n",
             r.strategy,
             r.problems,
             r.correct,
@@ -190,6 +195,7 @@ pub fn csv(rows: &[Row]) -> String {
             r.ci_low,
             r.ci_high,
             r.any_correct,
+            r.sample_accuracy,
             r.mean_generated_tokens,
             r.mean_prompt_tokens,
             r.tokens_per_s,
@@ -259,6 +265,8 @@ mod tests {
         assert_eq!(rows[0].problems, 3);
         assert!((rows[0].accuracy - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(rows[0].any_correct, 3);
+        // Candidates right: 1, 1 and 2 of 8 each (see `rec`).
+        assert!((rows[0].sample_accuracy - 4.0 / 24.0).abs() < 1e-12);
         assert_eq!(rows[0].mean_generated_tokens, 200.0);
         assert_eq!(rows[0].tokens_per_s, 200.0);
         assert_eq!(rows[1].accuracy, 0.0);
