@@ -14,16 +14,16 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
+use std::io::Read;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Held around every llama.cpp decode in this process. Each context computes with all
 /// cores and ggml's threads spin at their barriers, so two contexts decoding at once (a
 /// policy and its PRM, a draft and its target, the ST-BoN layer probe) oversubscribe the
 /// CPU and both slow down several-fold; taking turns is faster.
 static COMPUTE: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-use std::io::Read;
-use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 /// Settings for loading a GGUF model into a context.
 #[derive(Clone, Debug)]
@@ -473,8 +473,16 @@ impl LayerProbe {
                 reason: "llama.cpp could not load it for the layer probe".into(),
             });
         }
-        let mut capture = Box::<Capture>::default();
-        capture.last = unsafe { sys::llama_model_n_layer(m) } as usize;
+        let (n_layer, n_embd) = unsafe {
+            (
+                sys::llama_model_n_layer(m) as usize,
+                sys::llama_model_n_embd(m) as usize,
+            )
+        };
+        let mut capture = Box::new(Capture {
+            last: n_layer,
+            ..Capture::default()
+        });
         let threads = threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get() as i32)
@@ -496,12 +504,6 @@ impl LayerProbe {
                 "layer probe context of {n_ctx} tokens could not be created"
             )));
         }
-        let (n_layer, n_embd) = unsafe {
-            (
-                sys::llama_model_n_layer(m) as usize,
-                sys::llama_model_n_embd(m) as usize,
-            )
-        };
         Ok(Self {
             model: m,
             ctx,

@@ -131,8 +131,8 @@ pub fn run(
 
 /// Write `summary.md`, `summary.csv` and the accuracy-vs-tokens plot for the records of
 /// these items and strategy names under `seed` (every strategy recorded when `names` is
-/// None); with a `baseline` strategy, a second table compares every row with it. Returns
-/// the Markdown.
+/// None); with a `baseline` strategy (recorded by this run or an earlier one), a second
+/// table compares every row with it. Returns the Markdown.
 pub fn write_summary(
     dir: &Path,
     records: &[Record],
@@ -148,15 +148,17 @@ pub fn write_summary(
         .filter(|r| r.seed == seed && ids.contains(r.id.as_str()))
         .cloned()
         .collect();
-    let all;
-    let names = match names {
-        Some(n) => n,
-        None => {
-            all = summary::strategies_in(&mine);
-            &all
-        }
+    let mut names = match names {
+        Some(n) => n.to_vec(),
+        None => summary::strategies_in(&mine),
     };
-    let rows = summary::summarize(&mine, names);
+    // A baseline recorded by an earlier run heads the table.
+    if let Some(b) = baseline {
+        if !names.iter().any(|n| n == b) && mine.iter().any(|r| r.strategy == b) {
+            names.insert(0, b.to_string());
+        }
+    }
+    let rows = summary::summarize(&mine, &names);
     let mut md = summary::markdown(&rows);
     if let Some(b) = baseline {
         let vs = summary::versus(&rows, b).ok_or_else(|| EvalError::Baseline {
@@ -263,6 +265,35 @@ mod tests {
         ] {
             assert!(dir.join(f).exists(), "{f}");
         }
+        // A later run of greedy alone, against best-of-n recorded earlier: the baseline
+        // joins the table; a baseline never recorded is an error naming what was.
+        let greedy = ["greedy".to_string()];
+        let bon = names[1].as_str();
+        let md = write_summary(
+            &dir,
+            &log.records,
+            &items(5),
+            Some(&greedy),
+            0,
+            "t",
+            Some(bon),
+        )
+        .unwrap();
+        assert!(md.contains(&format!("| {bon} | 5 |")), "{md}");
+        // Greedy's 5 of 5 lies outside the interval of best-of-4's 1 of 5 (3.6–62.4%).
+        assert!(md.contains("| greedy | 100.0% | **no** |"), "{md}");
+        let err = write_summary(
+            &dir,
+            &log.records,
+            &items(5),
+            Some(&greedy),
+            0,
+            "t",
+            Some("x"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "baseline x has no records here (recorded: greedy)");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
