@@ -136,6 +136,11 @@ struct RunArgs {
     /// rsd: accept a draft step whose score is ≥ δ, in [0, 1].
     #[arg(long, default_value_t = 0.7)]
     threshold: f64,
+    /// rsd: what scores a draft step: scorer (the --scorer, e.g. a PRM or judge: the
+    /// paper's RSD) or target (the target's geometric-mean probability of the step's
+    /// tokens, read in one batch; --scorer is then not used).
+    #[arg(long, default_value = "scorer")]
+    rsd_reward: search::RsdReward,
     #[arg(long, default_value_t = 0.8)]
     temperature: f32,
     #[arg(long, default_value_t = 1.0)]
@@ -249,6 +254,7 @@ impl RunArgs {
             layers: None,
             draft: None,
             threshold: self.threshold,
+            rsd_reward: self.rsd_reward,
         })
     }
 
@@ -287,6 +293,13 @@ impl RunArgs {
                 eprintln!(
                     "warning: the draft and target models are the same file ({}): RSD is pointless",
                     draft.display()
+                );
+            }
+            let scorer_model = matches!(self.scorer, ScorerKind::Prm | ScorerKind::Judge);
+            if self.rsd_reward == search::RsdReward::Target && scorer_model {
+                eprintln!(
+                    "warning: --rsd-reward target scores draft steps with the target: rsd does not use --scorer {:?}",
+                    self.scorer
                 );
             }
             let dm = ModelArgs {
@@ -833,6 +846,16 @@ fn eval(a: EvalArgs) -> Result<()> {
     };
     if a.summary_only && log.records.is_empty() {
         bail!("nothing recorded in {} to summarize", a.out.display());
+    }
+    if let Some(b) = a.baseline.as_ref().filter(|_| !a.summary_only) {
+        // Found out now, not after hours of solving.
+        if !names.contains(b) && !log.records.iter().any(|r| &r.strategy == b) {
+            bail!(
+                "--baseline {b}: not among this run's strategies ({}) nor recorded in {}",
+                names.join(", "),
+                a.out.display()
+            );
+        }
     }
     if !a.summary_only {
         eprintln!(

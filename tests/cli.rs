@@ -222,6 +222,27 @@ fn eval_summary_only_reads_records_without_a_model() {
         err.contains("baseline oracle has no records here (recorded: bon, cheap)"),
         "{err}"
     );
+    // Solving with a baseline that neither this run nor the folder has: refused before
+    // any model loads (the model named does not exist).
+    let o = ponder(&[
+        "eval",
+        "--dataset",
+        &data,
+        "--out",
+        &out,
+        "--strategies",
+        "greedy",
+        "--baseline",
+        "oracle",
+        "--model",
+        "/nope.gguf",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--baseline oracle: not among this run's strategies (greedy) nor recorded in"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -405,6 +426,30 @@ fn rsd_runs_with_a_draft_and_names_bad_models() {
     assert!((0.0..=1.0).contains(&rate));
     assert!(d["stats"]["generated_tokens"].as_u64().unwrap() > 0);
 
+    // The target as the reward runs end to end on the real model and names itself.
+    let out = ponder(&[
+        "solve",
+        "What is 6 times 7?",
+        "--strategy",
+        "rsd",
+        "--rsd-reward",
+        "target",
+        "--draft-model",
+        "smollm2",
+        "--max-tokens",
+        "40",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["strategy"], "rsd-target-d0.7");
+    let d = &v["draft"];
+    assert!(d["steps"].as_u64().unwrap() >= 1);
+    assert!(d["accepted_steps"].as_u64().unwrap() <= d["steps"].as_u64().unwrap());
+
     let cases: &[(&[&str], &str)] = &[
         (&["--strategy", "rsd"], "rsd needs a draft model"),
         (
@@ -432,6 +477,17 @@ fn rsd_runs_with_a_draft_and_names_bad_models() {
                 "1.5",
             ],
             "--threshold",
+        ),
+        (
+            &[
+                "--strategy",
+                "rsd",
+                "--draft-model",
+                "smollm2",
+                "--rsd-reward",
+                "prm",
+            ],
+            "unknown RSD reward \"prm\" (scorer or target)",
         ),
     ];
     for (args, want) in cases {

@@ -37,7 +37,7 @@ pub use early_exit::EarlyExit;
 pub use fast_mcts::{FastMcts, StepNode};
 pub use length_vote::LengthVote;
 pub use mcts::{Mcts, TreeNode};
-pub use rsd::Rsd;
+pub use rsd::{Reward as RsdReward, Rsd};
 pub use spec_rejection::{Round, SpecRejection};
 pub use st_bon::{coe_feature, divergence, most_consistent, most_consistent_by_feature, StBoN};
 pub use strategy::{
@@ -103,9 +103,10 @@ pub struct StrategyOptions {
     pub tau_coeff: f64,
     /// ST-BoN: every layer's hidden states (the faithful variant); None: final layer only.
     pub layers: Option<std::sync::Arc<dyn ponder_engine::LayerStates>>,
-    /// RSD: the draft model's engine and the acceptance threshold δ.
+    /// RSD: the draft model's engine, the acceptance threshold δ and what scores a step.
     pub draft: Option<ponder_engine::Engine>,
     pub threshold: f64,
+    pub rsd_reward: RsdReward,
 }
 
 impl Default for StrategyOptions {
@@ -135,6 +136,7 @@ impl Default for StrategyOptions {
             layers: None,
             draft: None,
             threshold: 0.7,
+            rsd_reward: RsdReward::Scorer,
         }
     }
 }
@@ -242,6 +244,7 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             })?;
             let mut r = Rsd::new(draft);
             r.threshold = o.threshold;
+            r.reward = o.rsd_reward;
             r.max_tokens = o.max_tokens;
             r.steps = o.steps.clone();
             r.validate()?;

@@ -3,6 +3,12 @@
 //! accepted, below it the large target model writes the step instead. Steps hand over as
 //! text, so the two models may have different tokenizers: each keeps its own KV sequence
 //! and only appends the steps the other wrote (a rejected draft step is cut off again).
+//!
+//! The reward is the context's scorer (a PRM or judge, as in the paper) or, with
+//! [`Reward::Target`], the target model itself: it reads the draft step in one batch (as
+//! it must to keep an accepted step anyway) and the step's geometric-mean token
+//! probability under the target is its score — speculative decoding at step granularity,
+//! for when no PRM worth trusting is at hand.
 
 use crate::answer::extract_answer;
 use crate::strategy::{
@@ -12,6 +18,28 @@ use crate::tree::{scoring, StepUnit, Steps};
 use ponder_engine::{Engine, Finish, GenSpec, SamplingParams};
 use ponder_scorers::{Sample, StepItem};
 
+/// What scores a draft step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reward {
+    /// The context's scorer, step by step (a PRM or yes/no judge: the paper's RSD).
+    #[default]
+    Scorer,
+    /// The target's own `exp(mean logprob)` of the step's tokens, read in one batch;
+    /// the scorer is not consulted.
+    Target,
+}
+
+impl std::str::FromStr for Reward {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "scorer" => Ok(Self::Scorer),
+            "target" => Ok(Self::Target),
+            _ => Err(format!("unknown RSD reward {s:?} (scorer or target)")),
+        }
+    }
+}
+
 /// Reward-guided speculative decoding with a draft engine (the target is `Cx::engine`).
 #[derive(Clone, Debug)]
 pub struct Rsd {
@@ -19,6 +47,8 @@ pub struct Rsd {
     pub draft: Engine,
     /// Accept a draft step when its score is ≥ δ (in [0, 1]; the paper's 0.7).
     pub threshold: f64,
+    /// What scores a draft step.
+    pub reward: Reward,
     /// Most steps (the paper's 100).
     pub max_steps: usize,
     /// Greedy by default, as in the paper.
@@ -33,6 +63,7 @@ impl Rsd {
         Self {
             draft,
             threshold: 0.7,
+            reward: Reward::Scorer,
             max_steps: 100,
             sampling: SamplingParams::greedy(),
             max_tokens: 512,
@@ -61,7 +92,10 @@ impl Rsd {
 
 impl Strategy for Rsd {
     fn name(&self) -> String {
-        format!("rsd-d{}", self.threshold)
+        match self.reward {
+            Reward::Scorer => format!("rsd-d{}", self.threshold),
+            Reward::Target => format!("rsd-target-d{}", self.threshold),
+        }
     }
 
     fn sequences(&self) -> usize {
@@ -75,10 +109,15 @@ impl Strategy for Rsd {
         let draft_session = self.draft.session(seed, id, cx.budget.clone());
         let mut target = target_session.prefill(&cx.prompt(problem)?)?;
         let mut draft = draft_session.prefill(&cx.prompt_for(&self.draft, problem)?)?;
-        let mut track = cx
-            .scorer
-            .track(&problem.question)
-            .map_err(|e| scoring(0, vec![draft.id()], e))?;
+        // The scorer's track of kept steps (none when the target is the reward).
+        let mut track = match self.reward {
+            Reward::Scorer => Some(
+                cx.scorer
+                    .track(&problem.question)
+                    .map_err(|e| scoring(0, vec![draft.id()], e))?,
+            ),
+            Reward::Target => None,
+        };
         let mut spec = GenSpec::new(self.sampling, self.max_tokens);
         match &self.steps.unit {
             StepUnit::Delimiter(d) => {
@@ -106,47 +145,61 @@ impl Strategy for Rsd {
             let made = draft.tokens().len() - d_tok;
             draft_made += made;
             steps += 1;
-            // 2. The reward scores it (on a fork of the track: only kept steps stay).
-            let t = std::time::Instant::now();
-            let mut tentative = track
-                .fork()
-                .map_err(|e| scoring(steps, vec![draft.id()], e))?;
-            let candidate = format!("{text}{step}");
-            let score = cx
-                .scorer
-                .score_steps(&mut [StepItem {
-                    track: &mut tentative,
-                    step: &step,
-                    sample: Sample::new(&problem.question, &candidate),
-                }])
-                .map_err(|e| scoring(steps, vec![draft.id()], e))?[0];
-            scoring_ms += t.elapsed().as_secs_f64() * 1e3;
+            // 2. The reward scores it: the scorer on a fork of the track (only kept steps
+            // stay), or the target reading it.
+            let t_tok = target.tokens().len();
+            let (score, tentative) = match &track {
+                Some(track) => {
+                    let t = std::time::Instant::now();
+                    let mut tentative = track
+                        .fork()
+                        .map_err(|e| scoring(steps, vec![draft.id()], e))?;
+                    let candidate = format!("{text}{step}");
+                    let score = cx
+                        .scorer
+                        .score_steps(&mut [StepItem {
+                            track: &mut tentative,
+                            step: &step,
+                            sample: Sample::new(&problem.question, &candidate),
+                        }])
+                        .map_err(|e| scoring(steps, vec![draft.id()], e))?[0];
+                    scoring_ms += t.elapsed().as_secs_f64() * 1e3;
+                    (score, Some(tentative))
+                }
+                None => (geometric_mean_prob(&target.append(&step, true)?), None),
+            };
+            tracing::debug!(step = steps, score, accepted = self.accepts(score), draft = %step.trim(), "rsd draft step");
             let (written, by) = if self.accepts(score) {
-                // 3a. Accepted: the target reads the step (one batch), no sampling.
+                // 3a. Accepted: the target reads the step (one batch; already done when
+                // it was the reward), no sampling.
                 accepted += 1;
                 draft_kept += made;
-                track = tentative;
-                target.append(&step, false)?;
+                if let Some(t) = tentative {
+                    track = Some(t);
+                    target.append(&step, false)?;
+                }
                 (step, draft.finish().cloned())
             } else {
-                // 3b. Rejected: cut the draft step off; the target writes the step and
-                // the draft reads it.
+                // 3b. Rejected: cut the draft step off (from the target too if it read
+                // it); the target writes the step and the draft reads it.
                 drop(tentative);
                 draft.truncate(d_tok)?;
-                let t_tok = target.tokens().len();
+                target.truncate(t_tok)?;
                 target_session.extend_capped([(&mut target, cap)], &spec)?;
                 let step = target.text_after(t_tok);
                 draft.append(&step, false)?;
-                let t = std::time::Instant::now();
-                let full = format!("{text}{step}");
-                cx.scorer
-                    .score_steps(&mut [StepItem {
-                        track: &mut track,
-                        step: &step,
-                        sample: Sample::new(&problem.question, &full),
-                    }])
-                    .map_err(|e| scoring(steps, vec![target.id()], e))?;
-                scoring_ms += t.elapsed().as_secs_f64() * 1e3;
+                if let Some(track) = track.as_mut() {
+                    let t = std::time::Instant::now();
+                    let full = format!("{text}{step}");
+                    cx.scorer
+                        .score_steps(&mut [StepItem {
+                            track,
+                            step: &step,
+                            sample: Sample::new(&problem.question, &full),
+                        }])
+                        .map_err(|e| scoring(steps, vec![target.id()], e))?;
+                    scoring_ms += t.elapsed().as_secs_f64() * 1e3;
+                }
                 (step, target.finish().cloned())
             };
             text.push_str(&written);
@@ -160,11 +213,11 @@ impl Strategy for Rsd {
         let cand = Candidate {
             answer: extract_answer(&text),
             text,
-            score: track.steps().last().copied(),
+            score: track.as_ref().and_then(|t| t.steps().last().copied()),
             tokens: target.tokens().len(),
             finish,
         };
-        let scorer_stats = track.stats();
+        let scorer_stats = track.as_ref().and_then(|t| t.stats());
         drop((target, draft, track));
         let draft_stats = draft_session.stats();
         let mut sol = Solution::new(self.name(), vec![cand], Some(0), target_session.stats())
@@ -182,4 +235,14 @@ impl Strategy for Rsd {
         });
         Ok(sol)
     }
+}
+
+/// `exp(mean logprob)` of a step's tokens, in [0, 1]; an empty step scores 1 (nothing in
+/// it the target would not write).
+fn geometric_mean_prob(logprobs: &[f32]) -> f64 {
+    if logprobs.is_empty() {
+        return 1.0;
+    }
+    let mean = logprobs.iter().map(|&l| l as f64).sum::<f64>() / logprobs.len() as f64;
+    mean.exp()
 }

@@ -4,7 +4,8 @@
 use ponder_engine::mock::{ChoiceModel, MockConfig};
 use ponder_engine::Engine;
 use ponder_scorers::{ArithmeticVerifier, Sample};
-use ponder_search::{build, Cx, Problem, Rsd, Strategy, StrategyOptions};
+use ponder_search::{build, Cx, Problem, Rsd, RsdReward, Strategy, StrategyOptions};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const RIGHT: &str = "Step 1: 2 + 2 = 4.\n\nSo \\boxed{4}.";
@@ -67,6 +68,56 @@ fn the_threshold_decides_at_the_boundary() {
     assert_eq!(d.acceptance_rate, 0.0);
     assert_eq!(sol.text(), Some(RIGHT));
     assert_eq!(d.target_generated as usize, RIGHT.len() + 1);
+}
+
+/// The target as the reward. It prefers the right path 3 to 1, so in the draft's wrong
+/// first step (20 one-byte tokens) only "5" is uncertain, at probability 1/4: the step
+/// scores 0.25^(1/20) ≈ 0.933. Everything after a shared step has probability 1.
+#[test]
+fn the_target_as_reward_scores_a_step_by_its_own_probability() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    let cx = Cx::new(mock(&[(RIGHT, 3.0), (WRONG, 1.0)])).with_scorer(move |_: &Sample<'_>| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        1.0
+    });
+    let mut rsd = Rsd::new(mock(&[(WRONG, 0.9), (RIGHT, 0.1)]));
+    rsd.max_tokens = 128;
+    rsd.reward = RsdReward::Target;
+    assert_eq!(rsd.name(), "rsd-target-d0.7");
+    let step1 = "Step 1: 2 + 2 = 5.\n\n";
+    assert_eq!(step1.len(), 20);
+    let score = 0.25f64.powf(1.0 / 20.0);
+
+    // δ just above the score: step 1 rejected, cut from the target again, rewritten by
+    // it; the draft's "So \boxed{4}." then scores 1 and is kept.
+    rsd.threshold = score + 1e-3;
+    let sol = rsd.solve(&cx, &Problem::new(0, "2+2?")).unwrap();
+    assert_eq!(sol.text(), Some(RIGHT));
+    let d = sol.draft.as_ref().unwrap();
+    assert_eq!((d.steps, d.accepted_steps), (2, 1));
+    assert_eq!(d.target_generated as usize, step1.len());
+    // No scorer score: the candidate carries none.
+    assert_eq!(sol.candidates[0].score, None);
+
+    // δ just below: both draft steps kept, the target never samples.
+    rsd.threshold = score - 1e-3;
+    let sol = rsd.solve(&cx, &Problem::new(0, "2+2?")).unwrap();
+    assert_eq!(sol.text(), Some(WRONG));
+    let d = sol.draft.as_ref().unwrap();
+    assert_eq!((d.steps, d.accepted_steps, d.target_generated), (2, 2, 0));
+    assert_eq!(d.acceptance_rate, 1.0);
+    // The target read both steps without sampling: its tokens are the whole text.
+    assert_eq!(sol.candidates[0].tokens, WRONG.len());
+    assert_eq!(
+        asked.load(Ordering::Relaxed),
+        0,
+        "the scorer is not consulted"
+    );
+    assert_eq!(
+        "nope".parse::<RsdReward>().unwrap_err(),
+        "unknown RSD reward \"nope\" (scorer or target)"
+    );
 }
 
 #[test]
