@@ -15,4 +15,7 @@ eval_ --strategies early-exit,st-bon
 eval_ --strategies st-bon --st-bon-final-layer
 eval_ --strategies early-exit --probe-interval 32 --probe-window 2
 eval_ --strategies length-vote,certainty-vote,spec-rejection
+# RSD (issue 6): SmolLM2-135M drafts, Qwen judges its own steps (the paper's setting,
+# with the target as a yes/no judge for want of a PRM); target-only decoding is greedy.
+eval_ --strategies rsd --draft-model smollm2 --scorer judge
 eval_ --summary-only --baseline best-of-8-majority
