@@ -18,4 +18,6 @@ eval_ --strategies length-vote,certainty-vote,spec-rejection
 # RSD (issue 6): SmolLM2-135M drafts, Qwen judges its own steps (the paper's setting,
 # with the target as a yes/no judge for want of a PRM); target-only decoding is greedy.
 eval_ --strategies rsd --draft-model smollm2 --scorer judge
+# The target as its own reward (--rsd-reward target), δ = 0.7.
+eval_ --strategies rsd --rsd-reward target --draft-model smollm2
 eval_ --summary-only --baseline best-of-8-majority
