@@ -398,21 +398,24 @@ fn token_saving_strategies_run_from_the_cli() {
 
 #[test]
 fn rsd_runs_with_a_draft_and_names_bad_models() {
-    let out = ponder(&[
-        "solve",
-        "What is 6 times 7?",
-        "--strategy",
-        "rsd",
-        "--draft-model",
-        "smollm2",
-        "--scorer",
-        "verifier",
-        "--max-tokens",
-        "40",
-        "--threads",
-        "1",
-        "--json",
-    ]);
+    let solve = |reward: &[&str]| {
+        let mut a = vec![
+            "solve",
+            "What is 6 times 7?",
+            "--strategy",
+            "rsd",
+            "--draft-model",
+            "smollm2",
+            "--max-tokens",
+            "40",
+            "--threads",
+            "1",
+            "--json",
+        ];
+        a.extend_from_slice(reward);
+        ponder(&a)
+    };
+    let out = solve(&["--scorer", "verifier"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
@@ -427,21 +430,7 @@ fn rsd_runs_with_a_draft_and_names_bad_models() {
     assert!(d["stats"]["generated_tokens"].as_u64().unwrap() > 0);
 
     // The target as the reward runs end to end on the real model and names itself.
-    let out = ponder(&[
-        "solve",
-        "What is 6 times 7?",
-        "--strategy",
-        "rsd",
-        "--rsd-reward",
-        "target",
-        "--draft-model",
-        "smollm2",
-        "--max-tokens",
-        "40",
-        "--threads",
-        "1",
-        "--json",
-    ]);
+    let out = solve(&["--rsd-reward", "target"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -238,7 +238,8 @@ impl Strategy for Rsd {
 }
 
 /// `exp(mean logprob)` of a step's tokens, in [0, 1]; an empty step scores 1 (nothing in
-/// it the target would not write).
+/// it the target would not write). Not `MeanLogprob`: that one skips non-finite logprobs
+/// and scores an empty sample 0, where a token the target rules out must sink the step.
 fn geometric_mean_prob(logprobs: &[f32]) -> f64 {
     if logprobs.is_empty() {
         return 1.0;
