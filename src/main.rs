@@ -907,12 +907,17 @@ fn eval(a: EvalArgs) -> Result<()> {
         })?;
         pb.finish_and_clear();
     }
+    // A summary of recorded runs knows neither their N nor their token limit (this
+    // command's defaults are not theirs): the strategy names carry N.
+    let settings = if a.summary_only {
+        "from recorded runs".to_string()
+    } else {
+        format!("N={} · max {} tokens", a.run.n, a.run.max_tokens)
+    };
     let title = format!(
-        "{} · {} problems · N={} · max {} tokens · seed {}",
+        "{} · {} problems · {settings} · seed {}",
         dataset_label(&a.dataset),
         items.len(),
-        a.run.n,
-        a.run.max_tokens,
         a.run.seed
     );
     let md = eval::write_summary(

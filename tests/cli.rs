@@ -210,6 +210,12 @@ fn eval_summary_only_reads_records_without_a_model() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(text.contains("| cheap | 2 | 50.0% |"), "{text}");
+    // This command's default N and token limit are not the recorded runs': not claimed.
+    let md = std::fs::read_to_string(dir.join("out/summary.md")).unwrap();
+    assert!(
+        md.contains("2 problems · from recorded runs · seed 0") && !md.contains("N="),
+        "{md}"
+    );
     // cheap: 200 tokens against 1000, 50% inside bon's interval for 2 of 2 (34.2–100%).
     assert!(
         text.contains("| cheap | 50.0% | yes | 200 | 0.20 | 1.00 |"),
