@@ -89,6 +89,11 @@ struct RunArgs {
     puct_c_init: f64,
     #[arg(long, default_value_t = 19652.0)]
     puct_c_base: f64,
+    /// mcts and dpts: most leaves (mcts, default 48) or refill nodes (dpts, default 32)
+    /// kept alive, each holding a KV sequence; the weakest are released beyond it. Lower
+    /// it to solve more problems at once within llama.cpp's 256 sequences.
+    #[arg(long)]
+    max_live: Option<usize>,
     /// Step delimiter for beam, dvts and mcts (escapes \n and \t understood).
     #[arg(long, default_value = "\\n\\n")]
     step_delimiter: String,
@@ -241,6 +246,7 @@ impl RunArgs {
             max_depth: self.max_depth,
             c_base: self.puct_c_base,
             c_init: self.puct_c_init,
+            max_live: self.max_live,
             steps,
             alpha: self.alpha,
             initial: self.initial,
@@ -401,7 +407,7 @@ fn load_engine(
     let path = m.path()?;
     let seqs = problems * branches;
     if seqs > 256 {
-        bail!("{problems} concurrent problems × {branches} sequences each = {seqs}, more than llama.cpp's 256: lower --concurrency or --n");
+        bail!("{problems} concurrent problems × {branches} sequences each = {seqs}, more than llama.cpp's 256: lower --concurrency or --n (mcts, dpts: or --max-live)");
     }
     let mut lc = LlamaConfig::new(&path);
     lc.n_seq_max = seqs as u32;

@@ -120,6 +120,10 @@ fn eval_bad_input_is_named_before_any_model_loads() {
     let empty = write("empty.jsonl", "\n");
     let bad = write("bad.jsonl", "{\"input\": \"1+1?\", \"target\": 2}\n{oops\n");
     let blocker = write("file", "x");
+    let eight = write(
+        "eight.jsonl",
+        &"{\"input\": \"1+1?\", \"target\": 2}\n".repeat(8),
+    );
     let out = dir.join("out").to_string_lossy().into_owned();
     let under_file = format!("{blocker}/out");
     let cases: Vec<(Vec<&str>, String)> = vec![
@@ -156,6 +160,34 @@ fn eval_bad_input_is_named_before_any_model_loads() {
                 "greedy,oracle",
             ],
             "unknown strategy \"oracle\"".into(),
+        ),
+        (
+            // 8 problems × MCTS's 48 + 4 + 1 sequences: over llama.cpp's 256, refused
+            // before loading, naming the way out.
+            vec![
+                "--dataset",
+                &eight,
+                "--out",
+                &out,
+                "--strategies",
+                "mcts",
+                "--concurrency",
+                "8",
+            ],
+            "8 concurrent problems × 53 sequences each = 424, more than llama.cpp's 256: lower --concurrency or --n (mcts, dpts: or --max-live)".into(),
+        ),
+        (
+            vec![
+                "--dataset",
+                &eight,
+                "--out",
+                &out,
+                "--strategies",
+                "dpts",
+                "--max-live",
+                "3",
+            ],
+            "3 is fewer than the width 4".into(),
         ),
     ];
     for (args, needle) in cases {

@@ -110,7 +110,10 @@ impl Dpts {
             return Err(invalid("lambda", "must be ≥ 0"));
         }
         if self.max_live < self.width {
-            return Err(invalid("max live nodes", "fewer than the width"));
+            return Err(invalid(
+                "max live nodes",
+                format!("{} is fewer than the width {}", self.max_live, self.width),
+            ));
         }
         self.steps.validate()
     }

@@ -86,6 +86,9 @@ pub struct StrategyOptions {
     /// MCTS PUCT constants.
     pub c_base: f64,
     pub c_init: f64,
+    /// MCTS and DPTS: most leaves / refill nodes kept alive, each holding a sequence
+    /// (default: MCTS 48, DPTS 32). Lower it to solve more problems at once.
+    pub max_live: Option<usize>,
     pub steps: Steps,
     /// Speculative rejection: share rejected per round, samples started (default 4·n).
     pub alpha: f64,
@@ -123,6 +126,7 @@ impl Default for StrategyOptions {
             max_depth: mcts.max_depth,
             c_base: mcts.c_base,
             c_init: mcts.c_init,
+            max_live: None,
             steps: Steps::default(),
             alpha: SpecRejection::default().alpha,
             initial: None,
@@ -183,7 +187,7 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             max_tokens: o.max_tokens,
             steps: o.steps.clone(),
             vote: o.vote.unwrap_or(Vote::Majority),
-            ..Mcts::default()
+            max_live: o.max_live.unwrap_or(Mcts::default().max_live),
         })?),
         "spec-rejection" => Box::new(checked(SpecRejection {
             n: o.initial.unwrap_or(4 * o.n),
@@ -228,6 +232,7 @@ pub fn build(name: &str, o: &StrategyOptions) -> Result<Box<dyn Strategy>, Searc
             max_tokens: o.max_tokens,
             steps: o.steps.clone(),
             vote: o.vote.unwrap_or(Vote::Majority),
+            max_live: o.max_live.unwrap_or(Dpts::default().max_live),
             ..Dpts::default()
         })?),
         "fast-mcts" => Box::new(checked(FastMcts {

@@ -382,3 +382,25 @@ fn a_prm_guides_the_search_and_its_cost_is_counted_apart() {
         assert_no_rereading(&sol);
     }
 }
+
+#[test]
+fn max_live_option_sizes_mcts_and_dpts_and_is_checked() {
+    use ponder_search::{build, StrategyOptions};
+    let o = |max_live| StrategyOptions {
+        n: 4,
+        width: 2,
+        max_live,
+        ..StrategyOptions::default()
+    };
+    // MCTS holds max(max_live, W) leaves + W children + the root; DPTS max_live refill
+    // nodes + N·W frontier children + the root.
+    let seqs = |name, max_live| build(name, &o(max_live)).unwrap().sequences();
+    assert_eq!(seqs("mcts", None), 48 + 2 + 1);
+    assert_eq!(seqs("mcts", Some(6)), 6 + 2 + 1);
+    assert_eq!(seqs("dpts", None), 32 + 4 * 2 + 1);
+    assert_eq!(seqs("dpts", Some(6)), 6 + 4 * 2 + 1);
+    for name in ["mcts", "dpts"] {
+        let err = build(name, &o(Some(1))).err().unwrap().to_string();
+        assert!(err.contains("1 is fewer than the width 2"), "{name}: {err}");
+    }
+}
