@@ -184,7 +184,8 @@ struct RunArgs {
     aggregate: ponder::scorers::Aggregate,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 enum ScorerKind {
     /// exp(mean token logprob): the model's own confidence.
     Logprob,
@@ -262,6 +263,24 @@ impl RunArgs {
             threshold: self.threshold,
             rsd_reward: self.rsd_reward,
         })
+    }
+
+    /// What shapes every strategy's results besides its own settings, for
+    /// `settings.json` (the seed is part of each record's key instead).
+    fn settings(&self, m: &ModelArgs) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::json!({
+            "model": ponder::models::file_name(m.model.as_deref()),
+            "template": self.template,
+            "system": self.system,
+            "scorer": self.scorer,
+            "prm": self.prm.as_deref().map(|p| ponder::models::file_name(Some(p))),
+            "prm_preset": self.prm_preset,
+            "aggregate": self.aggregate,
+            "budget_tokens": self.budget_tokens,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
     }
 
     /// Build the named strategies; for `rsd`, load the draft model first.
@@ -834,6 +853,23 @@ fn eval(a: EvalArgs) -> Result<()> {
     }
     let items = &data.items[..a.limit.unwrap_or(usize::MAX).min(data.items.len())];
     let mut log = RecordLog::open(&a.out)?;
+    if !a.summary_only {
+        let recorded = a.run.settings(&a.model);
+        let runs: Vec<_> = strategies
+            .iter()
+            .map(|s| (s.name(), eval::settings::combine(s.settings(), &recorded)))
+            .collect();
+        for name in eval::settings::reconcile(&a.out, &runs)? {
+            let n = log.records.iter().filter(|r| r.strategy == name).count();
+            if n > 0 {
+                eprintln!(
+                    "warning: {n} {name} records in {} predate {}: assumed made with this run's settings",
+                    a.out.display(),
+                    eval::settings::FILE
+                );
+            }
+        }
+    }
     let done_before = log.done();
     let names: Vec<String> = strategies.iter().map(|s| s.name()).collect();
     let todo = if a.summary_only {

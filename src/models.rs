@@ -56,6 +56,18 @@ pub fn resolve(arg: &str) -> Result<PathBuf, FetchError> {
     }
 }
 
+/// The model file `--model` names (the default's when None), without fetching it: what
+/// a run records as its model.
+pub fn file_name(arg: Option<&str>) -> String {
+    match arg.map(|a| (a, by_name(a))) {
+        None => SMOLLM2.file.to_string(),
+        Some((_, Some(spec))) => spec.file.to_string(),
+        Some((path, None)) => std::path::Path::new(path)
+            .file_name()
+            .map_or_else(|| path.to_string(), |f| f.to_string_lossy().into_owned()),
+    }
+}
+
 /// Errors while fetching a model.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

@@ -528,3 +528,52 @@ fn rsd_runs_with_a_draft_and_names_bad_models() {
         );
     }
 }
+
+#[test]
+fn eval_refuses_to_mix_runs_with_other_settings_under_one_name() {
+    let dir = std::env::temp_dir().join(format!("ponder-cli-settings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("d.jsonl");
+    std::fs::write(&data, "{\"input\": \"What is 2 + 3?\", \"target\": 5}\n").unwrap();
+    let out = dir.join("out");
+    let (data, out_s) = (data.to_string_lossy(), out.to_string_lossy());
+    let run = |extra: &[&str]| {
+        let base = [
+            "eval",
+            "--dataset",
+            &data,
+            "--out",
+            &out_s,
+            "--strategies",
+            "greedy",
+        ];
+        ponder(&[&base[..], extra].concat())
+    };
+    let o = run(&["--max-tokens", "8"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let settings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(settings["greedy"]["strategy"]["max_tokens"], 8);
+    assert_eq!(
+        settings["greedy"]["model"],
+        "SmolLM2-135M-Instruct.Q4_1.gguf"
+    );
+    // Another token limit under the same name: refused, nothing solved or appended.
+    let o = run(&["--max-tokens", "16"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains(
+            "holds greedy records made with other settings (strategy.max_tokens 8 there, 16 here)"
+        ),
+        "{err}"
+    );
+    let records = std::fs::read_to_string(out.join("records.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 1);
+    // A flag greedy does not use (its sampling is fixed) is not a different run.
+    let o = run(&["--max-tokens", "8", "--temperature", "0.3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0 to do"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

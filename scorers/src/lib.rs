@@ -44,7 +44,8 @@ pub fn split_steps<'a>(text: &'a str, delimiter: &str) -> Vec<&'a str> {
 }
 
 /// How a vector of step scores becomes one score.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Aggregate {
     /// The last step's score (the literature's usual choice for PRMs).
     #[default]

@@ -81,6 +81,10 @@ impl BeamSearch {
 }
 
 impl Strategy for BeamSearch {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         format!("beam-{}x{}", self.n, self.width)
     }

@@ -63,6 +63,10 @@ impl BestOfN {
 }
 
 impl Strategy for BestOfN {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         if self.n == 1 && self.sampling.is_greedy() {
             "greedy".into()

@@ -48,6 +48,10 @@ impl CertaintyVote {
 }
 
 impl Strategy for CertaintyVote {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         format!("certainty-vote-{}", self.n)
     }

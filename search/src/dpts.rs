@@ -134,6 +134,10 @@ impl Dpts {
 }
 
 impl Strategy for Dpts {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         format!("dpts-{}x{}", self.max_parallel, self.width)
     }

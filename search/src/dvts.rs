@@ -58,6 +58,10 @@ impl Dvts {
 }
 
 impl Strategy for Dvts {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         format!("dvts-{}x{}", self.n, self.width)
     }

@@ -109,6 +109,10 @@ impl EarlyExit {
 }
 
 impl Strategy for EarlyExit {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         format!("early-exit-{}x{}", self.chunk, self.window)
     }

@@ -278,6 +278,10 @@ pub(crate) fn step_bounds(
 }
 
 impl Strategy for FastMcts {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         format!("fast-mcts-{}", self.trajectories)
     }

@@ -105,6 +105,10 @@ pub fn length_filtered_vote(cands: &[Candidate], d: usize, k: usize) -> Option<u
 }
 
 impl Strategy for LengthVote {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         format!("length-vote-{}", self.n)
     }

@@ -308,6 +308,10 @@ fn exhausted(slots: &[Slot], i: usize) -> bool {
 }
 
 impl Strategy for Mcts {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         format!("mcts-{}x{}", self.iterations, self.width)
     }

@@ -19,7 +19,8 @@ use ponder_engine::{Engine, Finish, GenSpec, SamplingParams};
 use ponder_scorers::{Sample, StepItem};
 
 /// What scores a draft step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reward {
     /// The context's scorer, step by step (a PRM or yes/no judge: the paper's RSD).
     #[default]
@@ -41,9 +42,10 @@ impl std::str::FromStr for Reward {
 }
 
 /// Reward-guided speculative decoding with a draft engine (the target is `Cx::engine`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Rsd {
-    /// The small model, loaded in its own engine.
+    /// The small model, loaded in its own engine (in settings: its model's name).
+    #[serde(rename = "draft_model", serialize_with = "engine_name")]
     pub draft: Engine,
     /// Accept a draft step when its score is ≥ δ (in [0, 1]; the paper's 0.7).
     pub threshold: f64,
@@ -56,6 +58,10 @@ pub struct Rsd {
     /// New tokens in all (either model's count).
     pub max_tokens: usize,
     pub steps: Steps,
+}
+
+fn engine_name<S: serde::Serializer>(e: &Engine, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&e.info().name)
 }
 
 impl Rsd {
@@ -91,6 +97,10 @@ impl Rsd {
 }
 
 impl Strategy for Rsd {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         match self.reward {
             Reward::Scorer => format!("rsd-d{}", self.threshold),

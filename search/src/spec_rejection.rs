@@ -173,6 +173,10 @@ impl SpecRejection {
 }
 
 impl Strategy for SpecRejection {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         format!("spec-rejection-{}-a{}", self.n, self.alpha)
     }

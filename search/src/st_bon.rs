@@ -18,7 +18,7 @@ use ponder_engine::{Finish, GenSpec, LayerStates, SamplingParams, Token};
 use std::sync::Arc;
 
 /// Self-truncation Best-of-N.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct StBoN {
     pub n: usize,
     /// τ = max(1, ⌊m · c⌋) tokens past the divergence step c (the paper's m = 1).
@@ -28,7 +28,9 @@ pub struct StBoN {
     pub sampling: SamplingParams,
     pub max_tokens: usize,
     /// Every layer's hidden states (the faithful variant); None: the final-layer variant,
-    /// which needs an engine loaded with hidden states.
+    /// which needs an engine loaded with hidden states. (Not a setting: the strategy's
+    /// name tells the variants apart.)
+    #[serde(skip)]
     pub layers: Option<Arc<dyn LayerStates>>,
 }
 
@@ -282,6 +284,10 @@ impl StBoN {
 }
 
 impl Strategy for StBoN {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+
     fn name(&self) -> String {
         if self.layers.is_some() {
             format!("st-bon-{}", self.n)

@@ -261,6 +261,19 @@ pub trait Strategy: Send + Sync {
     fn sequences(&self) -> usize;
     /// Solve one problem.
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError>;
+    /// Every setting that shapes this strategy's results (two strategies with one name
+    /// but different settings are different runs: `ponder eval` refuses to mix their
+    /// records). `Null`: not known, not checked.
+    fn settings(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
+/// A strategy's settings as JSON (numbers as they print: an f32 0.8 stays 0.8).
+pub(crate) fn settings_of(s: &impl Serialize) -> serde_json::Value {
+    serde_json::to_string(s)
+        .and_then(|t| serde_json::from_str(&t))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 pub(crate) fn was_truncated(cands: &[Candidate]) -> bool {

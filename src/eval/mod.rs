@@ -5,6 +5,7 @@
 pub mod dataset;
 pub mod plot;
 pub mod records;
+pub mod settings;
 pub mod summary;
 
 use dataset::Item;
