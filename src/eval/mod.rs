@@ -75,6 +75,9 @@ pub fn record(item: &Item, sol: &ponder_search::Solution, seed: u64) -> Record {
 /// appending each record as it finishes. Work runs problem by problem (all strategies of a
 /// problem before the next), so a partial run covers every strategy alike. Returns the
 /// number of new records.
+///
+/// Records are keyed by strategy name: a caller that reuses a folder should first check
+/// the strategies' settings with [`settings::reconcile`] (as `ponder eval` does).
 pub fn run(
     cx: &Cx,
     items: &[Item],
