@@ -44,7 +44,7 @@ fn mock(c: &mut Criterion) {
 }
 
 fn smollm2(c: &mut Criterion) {
-    let Ok(model) = ponder::models::default_model() else {
+    let Ok(model) = ponder::models::test_model() else {
         eprintln!("SmolLM2 unavailable: skipping the real-model bench");
         return;
     };

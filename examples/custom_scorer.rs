@@ -10,7 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let question = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "What is 15 + 27?".into());
-    let mut config = LlamaConfig::new(ponder::models::default_model()?);
+    let mut config = LlamaConfig::new(ponder::models::test_model()?);
     config.n_seq_max = 8;
     let engine = Engine::load(&config)?;
 

@@ -9,7 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let question = args.next().unwrap_or_else(|| "What is 12 * 7?".into());
     let model = match (args.next().as_deref(), args.next()) {
         (Some("--model"), Some(p)) => p.into(),
-        _ => ponder::models::default_model()?, // SmolLM2-135M, fetched once and cached
+        _ => ponder::models::test_model()?, // SmolLM2-135M, fetched once and cached
     };
 
     let mut config = LlamaConfig::new(model);

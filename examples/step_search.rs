@@ -11,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let question = std::env::args().nth(1).unwrap_or_else(|| {
         "Tom has 3 apples and buys 4 more. How many apples does he have?".into()
     });
-    let mut cfg = LlamaConfig::new(ponder::models::default_model()?);
+    let mut cfg = LlamaConfig::new(ponder::models::test_model()?);
     cfg.n_seq_max = 64;
     cfg.n_ctx = 16384;
     let engine = Engine::load(&cfg)?;

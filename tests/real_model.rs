@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 const QUESTION: &str = "Tom has 3 apples and buys 4 more. How many apples does he have?";
 
 fn model() -> std::path::PathBuf {
-    ponder::models::default_model().expect("fetch SmolLM2")
+    ponder::models::test_model().expect("fetch SmolLM2")
 }
 
 /// Test engines use one compute thread each: tests run in parallel on small machines,

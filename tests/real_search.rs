@@ -9,7 +9,7 @@ use ponder::search::{BeamSearch, Cx, Dvts, Mcts, Problem, Solution, Strategy};
 const QUESTION: &str = "Tom has 3 apples and buys 4 more. How many apples does he have?";
 
 fn load(n_ctx: u32, n_seq_max: u32) -> Engine {
-    let mut c = LlamaConfig::new(ponder::models::default_model().expect("fetch SmolLM2"));
+    let mut c = LlamaConfig::new(ponder::models::test_model().expect("fetch SmolLM2"));
     c.n_ctx = n_ctx;
     c.n_seq_max = n_seq_max;
     c.threads = Some(1);

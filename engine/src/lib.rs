@@ -38,6 +38,7 @@ mod error;
 pub mod llama;
 pub mod mock;
 pub mod sampling;
+pub mod sizing;
 mod stats;
 mod worker;
 
@@ -47,6 +48,7 @@ pub use backend::{
 pub use engine::{Branch, Engine, Session};
 pub use error::{EngineError, Result};
 pub use sampling::SamplingParams;
+pub use sizing::Workload;
 pub use stats::{Budget, Stats};
 pub use worker::{Capacity, Finish, GenSpec, WorkerOptions};
 

@@ -11,8 +11,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// Sampling settings. `temperature <= 0` is greedy decoding.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SamplingParams {
+    /// Softmax temperature (0 = greedy: the most likely token, first on ties).
     pub temperature: f32,
     /// Keep the `top_k` most likely tokens (0 = off).
     pub top_k: usize,

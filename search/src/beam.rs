@@ -6,14 +6,15 @@
 //! as a candidate; the last iteration runs every beam to its end. The answer is the
 //! best-scored candidate (or a vote over them).
 
-use crate::strategy::{invalid, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{invalid, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use crate::tree::{Node, Steps, Tree};
 use crate::vote::{select, Vote};
 use ponder_engine::SamplingParams;
 use serde::{Deserialize, Serialize};
 
 /// Step-level beam search.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BeamSearch {
     /// Beams (N).
     pub n: usize,
@@ -27,9 +28,11 @@ pub struct BeamSearch {
     pub filter_duplicates: bool,
     /// Final pool: the N best completed beams (true) or the first N to complete (SAL default).
     pub sort_completed: bool,
+    /// Sampling of every new token.
     pub sampling: SamplingParams,
     /// New tokens per beam.
     pub max_tokens: usize,
+    /// Where a reasoning step ends.
     pub steps: Steps,
     /// How the answer is picked from completed beams (default: the best score).
     pub vote: Vote,
@@ -45,7 +48,7 @@ impl Default for BeamSearch {
             filter_duplicates: true,
             sort_completed: false,
             sampling: SamplingParams::default(),
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
             steps: Steps::default(),
             vote: Vote::Naive,
         }
@@ -89,11 +92,19 @@ impl Strategy for BeamSearch {
         format!("beam-{}x{}", self.n, self.width)
     }
 
-    fn sequences(&self) -> usize {
-        if self.lookahead > 0 {
-            2 * self.n
-        } else {
-            self.n
+    fn needs(&self) -> Needs {
+        let sequences = {
+            if self.lookahead > 0 {
+                2 * self.n
+            } else {
+                self.n
+            }
+        };
+        Needs {
+            sequences,
+            max_tokens: self.max_tokens,
+            scorer: true,
+            ..Needs::default()
         }
     }
 
@@ -150,5 +161,13 @@ impl Strategy for BeamSearch {
         Ok(Solution::new(self.name(), completed, chosen, tree.stats())
             .scored(tree.scoring_ms(), tree.scorer_stats())
             .cut_short(truncated))
+    }
+}
+
+impl crate::registry::Settings for BeamSearch {
+    const N: Option<&'static str> = Some("n");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
     }
 }

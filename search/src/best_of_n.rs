@@ -1,19 +1,77 @@
 //! Best-of-N: N independent samples from one prefilled prompt, then a vote.
 //! Greedy decoding is the N = 1, temperature-0 case.
 
-use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use crate::vote::{select, Vote};
 use ponder_engine::{GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
 
-/// Best-of-N with naive, majority or weighted selection.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Best-of-N: N independent samples from one prefilled prompt, then a vote (naive: the
+/// best score; majority: self-consistency; weighted: the largest score sum per answer).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BestOfN {
+    /// Samples (N).
     pub n: usize,
+    /// Sampling of every sample.
     pub sampling: SamplingParams,
+    /// New tokens per sample.
     pub max_tokens: usize,
+    /// How the answer is picked from the samples.
     pub vote: Vote,
+    /// Stop strings (a sample ends at the first; it is kept in the text).
     pub stop: Vec<String>,
+}
+
+/// Greedy decoding: one temperature-0 sample, the baseline every strategy is measured
+/// against.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Greedy {
+    /// New tokens.
+    pub max_tokens: usize,
+    /// Stop strings (generation ends at the first; it is kept in the text).
+    pub stop: Vec<String>,
+}
+
+impl Default for Greedy {
+    fn default() -> Self {
+        Self {
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
+            stop: Vec::new(),
+        }
+    }
+}
+
+impl Greedy {
+    fn as_best_of_n(&self) -> BestOfN {
+        BestOfN {
+            stop: self.stop.clone(),
+            ..BestOfN::greedy(self.max_tokens)
+        }
+    }
+}
+
+impl Strategy for Greedy {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+    fn name(&self) -> String {
+        "greedy".into()
+    }
+    fn needs(&self) -> Needs {
+        self.as_best_of_n().needs()
+    }
+    fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
+        self.as_best_of_n().solve(cx, problem)
+    }
+}
+
+impl crate::registry::Settings for Greedy {
+    const N: Option<&'static str> = None;
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&SamplingParams::greedy(), self.max_tokens)
+    }
 }
 
 impl Default for BestOfN {
@@ -21,7 +79,7 @@ impl Default for BestOfN {
         Self {
             n: 8,
             sampling: SamplingParams::default(),
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
             vote: Vote::Majority,
             stop: Vec::new(),
         }
@@ -79,8 +137,13 @@ impl Strategy for BestOfN {
         }
     }
 
-    fn sequences(&self) -> usize {
-        self.n
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: self.n,
+            max_tokens: self.max_tokens,
+            scorer: true,
+            ..Needs::default()
+        }
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
@@ -120,4 +183,15 @@ pub(crate) fn sample(
     let scoring_ms = t.elapsed().as_secs_f64() * 1e3;
     drop(branches); // free the sequences before reading the final stats
     Ok((candidates, session.stats(), scoring_ms))
+}
+
+impl crate::registry::Settings for BestOfN {
+    const N: Option<&'static str> = Some("n");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        if self.n == 0 {
+            return Err(crate::strategy::invalid("n", "0 (must be ≥ 1)"));
+        }
+        Ok(())
+    }
 }

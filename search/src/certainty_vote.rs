@@ -2,13 +2,16 @@
 //! soon as the answers agree enough — certaindex `1 − H / ln n` over the answer clusters
 //! passes a threshold — instead of always paying for all N samples.
 
-use crate::strategy::{invalid, was_truncated, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{
+    invalid, was_truncated, Cx, Needs, Problem, SearchError, Solution, Strategy,
+};
 use crate::vote::{certaindex, select, Vote};
 use ponder_engine::{GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
 
 /// Majority voting over waves of samples, stopped by answer certainty.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CertaintyVote {
     /// Most samples in all.
     pub n: usize,
@@ -16,7 +19,9 @@ pub struct CertaintyVote {
     pub wave: usize,
     /// Stop once certaindex ≥ this (in (0, 1]; 1 = only unanimous answers stop early).
     pub threshold: f64,
+    /// Sampling of every new token.
     pub sampling: SamplingParams,
+    /// New tokens per sample (per path for step-level searches).
     pub max_tokens: usize,
 }
 
@@ -27,7 +32,7 @@ impl Default for CertaintyVote {
             wave: 4,
             threshold: 0.7,
             sampling: SamplingParams::default(),
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
         }
     }
 }
@@ -56,8 +61,13 @@ impl Strategy for CertaintyVote {
         format!("certainty-vote-{}", self.n)
     }
 
-    fn sequences(&self) -> usize {
-        self.wave.min(self.n) + 1
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: self.wave.min(self.n) + 1,
+            max_tokens: self.max_tokens,
+            scorer: true,
+            ..Needs::default()
+        }
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
@@ -88,5 +98,13 @@ impl Strategy for CertaintyVote {
             Solution::new(self.name(), candidates, chosen, session.stats())
                 .scored(scoring_ms, None),
         )
+    }
+}
+
+impl crate::registry::Settings for CertaintyVote {
+    const N: Option<&'static str> = Some("n");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
     }
 }

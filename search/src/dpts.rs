@@ -6,14 +6,15 @@
 //! whose best child reaches θ_ds = λ_ds · mean reward is promoted to exploit ("deep
 //! seek"). Finished paths back up their reward; the answer is a vote over them.
 
-use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use crate::tree::{Node, StepUnit, Steps, Tree};
 use crate::vote::{select, Vote};
 use ponder_engine::SamplingParams;
 use serde::{Deserialize, Serialize};
 
 /// Dynamic parallel tree search.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Dpts {
     /// Children per expansion (tree_width).
     pub width: usize,
@@ -21,6 +22,7 @@ pub struct Dpts {
     pub max_parallel: usize,
     /// θ_es = λ_es · mean reward; θ_ds = λ_ds · mean reward.
     pub lambda_es: f64,
+    /// θ_ds = λ_ds · mean reward (see `lambda_es`).
     pub lambda_ds: f64,
     /// Finished paths before the search may stop early (t*).
     pub t_star: usize,
@@ -32,9 +34,13 @@ pub struct Dpts {
     pub max_rounds: usize,
     /// Most unexpanded nodes kept alive as refill material (each holds a sequence).
     pub max_live: usize,
+    /// Sampling of every new token.
     pub sampling: SamplingParams,
+    /// New tokens per sample (per path for step-level searches).
     pub max_tokens: usize,
+    /// Where a reasoning step ends.
     pub steps: Steps,
+    /// How the answer is picked from the candidates.
     pub vote: Vote,
 }
 
@@ -55,7 +61,7 @@ impl Default for Dpts {
                 top_p: 0.9,
                 ..SamplingParams::default()
             },
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
             steps: Steps::default(),
             vote: Vote::Majority,
         }
@@ -142,8 +148,13 @@ impl Strategy for Dpts {
         format!("dpts-{}x{}", self.max_parallel, self.width)
     }
 
-    fn sequences(&self) -> usize {
-        self.max_live + self.max_parallel * self.width + 1
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: self.max_live + self.max_parallel * self.width + 1,
+            max_tokens: self.max_tokens,
+            scorer: true,
+            ..Needs::default()
+        }
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
@@ -308,6 +319,14 @@ impl Strategy for Dpts {
         Ok(Solution::new(self.name(), candidates, chosen, tree.stats())
             .scored(tree.scoring_ms(), tree.scorer_stats())
             .cut_short(truncated))
+    }
+}
+
+impl crate::registry::Settings for Dpts {
+    const N: Option<&'static str> = Some("max_parallel");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
     }
 }
 

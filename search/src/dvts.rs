@@ -3,14 +3,15 @@
 //! subtree's high scores cannot prune another's line of reasoning: diversity at large N.
 
 use crate::beam::check_width;
-use crate::strategy::{Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use crate::tree::{Node, Steps, Tree};
 use crate::vote::{select, Vote};
 use ponder_engine::SamplingParams;
 use serde::{Deserialize, Serialize};
 
 /// Diverse verifier tree search.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Dvts {
     /// Total candidates per step (N); N/M subtrees.
     pub n: usize,
@@ -20,8 +21,11 @@ pub struct Dvts {
     pub iterations: usize,
     /// Greedy steps looked ahead when scoring a candidate.
     pub lookahead: usize,
+    /// Sampling of every new token.
     pub sampling: SamplingParams,
+    /// New tokens per sample (per path for step-level searches).
     pub max_tokens: usize,
+    /// Where a reasoning step ends.
     pub steps: Steps,
     /// How the answer is picked from the subtrees' last candidates (default: best score).
     pub vote: Vote,
@@ -35,7 +39,7 @@ impl Default for Dvts {
             iterations: 40,
             lookahead: 0,
             sampling: SamplingParams::default(),
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
             steps: Steps::default(),
             vote: Vote::Naive,
         }
@@ -66,12 +70,20 @@ impl Strategy for Dvts {
         format!("dvts-{}x{}", self.n, self.width)
     }
 
-    fn sequences(&self) -> usize {
-        let base = self.n + self.n / self.width.max(1);
-        if self.lookahead > 0 {
-            base + self.n
-        } else {
-            base
+    fn needs(&self) -> Needs {
+        let sequences = {
+            let base = self.n + self.n / self.width.max(1);
+            if self.lookahead > 0 {
+                base + self.n
+            } else {
+                base
+            }
+        };
+        Needs {
+            sequences,
+            max_tokens: self.max_tokens,
+            scorer: true,
+            ..Needs::default()
         }
     }
 
@@ -137,5 +149,13 @@ impl Strategy for Dvts {
         Ok(Solution::new(self.name(), candidates, chosen, tree.stats())
             .scored(tree.scoring_ms(), tree.scorer_stats())
             .cut_short(truncated))
+    }
+}
+
+impl crate::registry::Settings for Dvts {
+    const N: Option<&'static str> = Some("n");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
     }
 }

@@ -7,7 +7,7 @@
 //! "not"); here agreement is required and words are matched whole.
 
 use crate::answer::{equivalent, extract_answer};
-use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use ponder_engine::{Finish, GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,8 @@ pub const PROBE: &str =
 pub const HESITATION: &[&str] = &["wait", "hold", "but", "okay", "no", "hmm"];
 
 /// Reasoning with a probe every `chunk` tokens.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EarlyExit {
     /// Tokens between probes (C).
     pub chunk: usize,
@@ -27,7 +28,9 @@ pub struct EarlyExit {
     pub window: usize,
     /// Most tokens a probe may write.
     pub probe_tokens: usize,
+    /// Sampling of every new token.
     pub sampling: SamplingParams,
+    /// New tokens per sample (per path for step-level searches).
     pub max_tokens: usize,
 }
 
@@ -43,7 +46,7 @@ impl Default for EarlyExit {
             window: 3,
             probe_tokens: 20,
             sampling,
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
         }
     }
 }
@@ -117,8 +120,13 @@ impl Strategy for EarlyExit {
         format!("early-exit-{}x{}", self.chunk, self.window)
     }
 
-    fn sequences(&self) -> usize {
-        2
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: 2,
+            max_tokens: self.max_tokens,
+            scorer: true,
+            ..Needs::default()
+        }
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
@@ -174,6 +182,14 @@ impl Strategy for EarlyExit {
             Some(0),
             session.stats(),
         ))
+    }
+}
+
+impl crate::registry::Settings for EarlyExit {
+    const N: Option<&'static str> = None;
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
     }
 }
 

@@ -10,7 +10,7 @@
 
 use crate::answer::extract_answer;
 use crate::strategy::{
-    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
+    invalid, was_truncated, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy,
 };
 use crate::tree::{StepUnit, Steps};
 use crate::vote::{select, Vote};
@@ -19,7 +19,8 @@ use ponder_scorers::Sample;
 use serde::{Deserialize, Serialize};
 
 /// FastMCTS with a scorer as the win signal.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FastMcts {
     /// Trajectories simulated (each ends in a candidate).
     pub trajectories: usize,
@@ -27,10 +28,15 @@ pub struct FastMcts {
     pub c: f64,
     /// Stay (branch here) when a node's score is in (0, l_low] ∪ [l_high, 1).
     pub l_low: f64,
+    /// Upper edge of the stay band (see `l_low`).
     pub l_high: f64,
+    /// Sampling of every new token.
     pub sampling: SamplingParams,
+    /// New tokens per sample (per path for step-level searches).
     pub max_tokens: usize,
+    /// Where a reasoning step ends.
     pub steps: Steps,
+    /// How the answer is picked from the candidates.
     pub vote: Vote,
 }
 
@@ -42,7 +48,7 @@ impl Default for FastMcts {
             l_low: 0.2,
             l_high: 0.8,
             sampling: SamplingParams::default(),
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
             steps: Steps::default(),
             vote: Vote::Majority,
         }
@@ -286,12 +292,25 @@ impl Strategy for FastMcts {
         format!("fast-mcts-{}", self.trajectories)
     }
 
-    fn sequences(&self) -> usize {
-        self.trajectories + 2
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: self.trajectories + 2,
+            max_tokens: self.max_tokens,
+            scorer: true,
+            ..Needs::default()
+        }
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.search(cx, problem).map(|(s, _)| s)
+    }
+}
+
+impl crate::registry::Settings for FastMcts {
+    const N: Option<&'static str> = Some("trajectories");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
     }
 }
 

@@ -4,16 +4,20 @@
 //! noise to a plain vote; a bucket that agrees with itself is a sign of the right length.
 
 use crate::best_of_n::sample;
-use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use crate::vote::{answer_entropy, select, Vote};
 use ponder_engine::{GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
 
 /// Best-of-N with a length-filtered majority vote.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LengthVote {
+    /// Samples (N).
     pub n: usize,
+    /// Sampling of every new token.
     pub sampling: SamplingParams,
+    /// New tokens per sample (per path for step-level searches).
     pub max_tokens: usize,
     /// Bucket width D, in reasoning steps (default 2).
     pub width: usize,
@@ -26,7 +30,7 @@ impl Default for LengthVote {
         Self {
             n: 8,
             sampling: SamplingParams::default(),
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
             width: 2,
             keep: 3,
         }
@@ -113,8 +117,13 @@ impl Strategy for LengthVote {
         format!("length-vote-{}", self.n)
     }
 
-    fn sequences(&self) -> usize {
-        self.n
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: self.n,
+            max_tokens: self.max_tokens,
+            scorer: true,
+            ..Needs::default()
+        }
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
@@ -123,6 +132,14 @@ impl Strategy for LengthVote {
         let (candidates, stats, scoring_ms) = sample(cx, problem, self.n, &spec)?;
         let chosen = length_filtered_vote(&candidates, self.width, self.keep);
         Ok(Solution::new(self.name(), candidates, chosen, stats).scored(scoring_ms, None))
+    }
+}
+
+impl crate::registry::Settings for LengthVote {
+    const N: Option<&'static str> = Some("n");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
     }
 }
 

@@ -9,14 +9,15 @@
 //! `max_live` leaves would be alive, the lowest-valued older leaves are pruned (their
 //! sequences released; selection skips them), so the search fits a fixed sequence budget.
 
-use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use crate::tree::{Node, Steps, Tree};
 use crate::vote::{select, Vote};
 use ponder_engine::SamplingParams;
 use serde::{Deserialize, Serialize};
 
 /// Monte Carlo tree search over steps.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Mcts {
     /// Paths walked from the root (each ends in a candidate).
     pub iterations: usize,
@@ -28,9 +29,13 @@ pub struct Mcts {
     pub max_live: usize,
     /// PUCT constants (openr / AlphaZero): c_base 19652, c_init 1.25.
     pub c_base: f64,
+    /// PUCT exploration constant c_init (openr: 1.25).
     pub c_init: f64,
+    /// Sampling of every new token.
     pub sampling: SamplingParams,
+    /// New tokens per sample (per path for step-level searches).
     pub max_tokens: usize,
+    /// Where a reasoning step ends.
     pub steps: Steps,
     /// How the answer is picked from the paths (default: majority).
     pub vote: Vote,
@@ -49,7 +54,7 @@ impl Default for Mcts {
                 temperature: 0.7,
                 ..SamplingParams::default()
             },
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
             steps: Steps::default(),
             vote: Vote::Majority,
         }
@@ -316,12 +321,28 @@ impl Strategy for Mcts {
         format!("mcts-{}x{}", self.iterations, self.width)
     }
 
-    fn sequences(&self) -> usize {
-        // Live leaves (capped), plus a node being expanded into W children.
-        self.max_live.max(self.width) + self.width + 1
+    fn needs(&self) -> Needs {
+        let sequences = {
+            // Live leaves (capped), plus a node being expanded into W children.
+            self.max_live.max(self.width) + self.width + 1
+        };
+        Needs {
+            sequences,
+            max_tokens: self.max_tokens,
+            scorer: true,
+            ..Needs::default()
+        }
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.search(cx, problem).map(|(s, _)| s)
+    }
+}
+
+impl crate::registry::Settings for Mcts {
+    const N: Option<&'static str> = Some("iterations");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
     }
 }

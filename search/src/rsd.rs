@@ -12,14 +12,24 @@
 
 use crate::answer::extract_answer;
 use crate::strategy::{
-    invalid, Candidate, Cx, DraftReport, Problem, SearchError, Solution, Strategy,
+    invalid, Candidate, Cx, DraftReport, Needs, Problem, SearchError, Solution, Strategy,
 };
 use crate::tree::{scoring, StepUnit, Steps};
-use ponder_engine::{Engine, Finish, GenSpec, SamplingParams};
+use ponder_engine::{Finish, GenSpec, SamplingParams};
 use ponder_scorers::{Sample, StepItem};
 
 /// What scores a draft step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Reward {
     /// The context's scorer, step by step (a PRM or yes/no judge: the paper's RSD).
@@ -41,42 +51,41 @@ impl std::str::FromStr for Reward {
     }
 }
 
-/// Reward-guided speculative decoding with a draft engine (the target is `Cx::engine`).
-#[derive(Clone, Debug, serde::Serialize)]
+/// Reward-guided speculative decoding: the draft model (`Cx::draft`) proposes each
+/// step, the reward scores it, a step scored ≥ δ is kept and otherwise the target
+/// (`Cx::engine`) writes it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Rsd {
-    /// The small model, loaded in its own engine (in settings: its model's name).
-    #[serde(rename = "draft_model", serialize_with = "engine_name")]
-    pub draft: Engine,
     /// Accept a draft step when its score is ≥ δ (in [0, 1]; the paper's 0.7).
     pub threshold: f64,
-    /// What scores a draft step.
+    /// What scores a draft step: the context's scorer (a PRM or judge: the paper's RSD)
+    /// or the target's geometric-mean probability of the step's tokens.
     pub reward: Reward,
     /// Most steps (the paper's 100).
     pub max_steps: usize,
-    /// Greedy by default, as in the paper.
+    /// Sampling of both models (greedy, as in the paper).
     pub sampling: SamplingParams,
     /// New tokens in all (either model's count).
     pub max_tokens: usize,
+    /// Where a step ends.
     pub steps: Steps,
 }
 
-fn engine_name<S: serde::Serializer>(e: &Engine, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&e.info().name)
-}
-
-impl Rsd {
-    pub fn new(draft: Engine) -> Self {
+impl Default for Rsd {
+    fn default() -> Self {
         Self {
-            draft,
             threshold: 0.7,
             reward: Reward::Scorer,
             max_steps: 100,
             sampling: SamplingParams::greedy(),
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
             steps: Steps::default(),
         }
     }
+}
 
+impl Rsd {
     pub fn validate(&self) -> Result<(), SearchError> {
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(invalid(
@@ -108,17 +117,27 @@ impl Strategy for Rsd {
         }
     }
 
-    fn sequences(&self) -> usize {
-        1
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: 1,
+            max_tokens: self.max_tokens,
+            draft_model: true,
+            scorer: self.reward == Reward::Scorer,
+            ..Needs::default()
+        }
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate()?;
+        cx.provides(self)?;
+        let Some(draft_engine) = cx.draft.as_ref() else {
+            return Err(invalid("draft model", "none in the context (Cx::draft)"));
+        };
         let target_session = cx.session(problem);
         let (seed, id) = target_session.seed();
-        let draft_session = self.draft.session(seed, id, cx.budget.clone());
+        let draft_session = draft_engine.session(seed, id, cx.budget.clone());
         let mut target = target_session.prefill(&cx.prompt(problem)?)?;
-        let mut draft = draft_session.prefill(&cx.prompt_for(&self.draft, problem)?)?;
+        let mut draft = draft_session.prefill(&cx.prompt_for(draft_engine, problem)?)?;
         // The scorer's track of kept steps (none when the target is the reward).
         let mut track = match self.reward {
             Reward::Scorer => Some(
@@ -256,4 +275,12 @@ fn geometric_mean_prob(logprobs: &[f32]) -> f64 {
     }
     let mean = logprobs.iter().map(|&l| l as f64).sum::<f64>() / logprobs.len() as f64;
     mean.exp()
+}
+
+impl crate::registry::Settings for Rsd {
+    const N: Option<&'static str> = None;
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
+    }
 }

@@ -4,14 +4,15 @@
 //! costing tokens early; with α = 0 it is Best-of-N with the best score.
 
 use crate::strategy::{
-    invalid, was_truncated, Candidate, Cx, Problem, SearchError, Solution, Strategy,
+    invalid, was_truncated, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy,
 };
 use crate::vote::{select, Vote};
 use ponder_engine::{Branch, Finish, GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
 
 /// Speculative rejection.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SpecRejection {
     /// Samples started (b_init): several times a Best-of-N's N.
     pub n: usize,
@@ -24,7 +25,9 @@ pub struct SpecRejection {
     pub kv_budget: Option<usize>,
     /// Shortest round when derived from the KV cache.
     pub min_round: usize,
+    /// Sampling of every new token.
     pub sampling: SamplingParams,
+    /// New tokens per sample (per path for step-level searches).
     pub max_tokens: usize,
 }
 
@@ -37,7 +40,7 @@ impl Default for SpecRejection {
             kv_budget: None,
             min_round: 16,
             sampling: SamplingParams::default(),
-            max_tokens: 512,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
         }
     }
 }
@@ -181,11 +184,24 @@ impl Strategy for SpecRejection {
         format!("spec-rejection-{}-a{}", self.n, self.alpha)
     }
 
-    fn sequences(&self) -> usize {
-        self.n
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: self.n,
+            max_tokens: self.max_tokens,
+            scorer: true,
+            ..Needs::default()
+        }
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.search(cx, problem).map(|(s, _)| s)
+    }
+}
+
+impl crate::registry::Settings for SpecRejection {
+    const N: Option<&'static str> = Some("n");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
     }
 }

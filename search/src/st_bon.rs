@@ -3,7 +3,7 @@
 //! consistent sample from its hidden states, release the other N−1 and finish only it.
 //!
 //! Two ways to judge consistency:
-//! - **faithful** (with [`StBoN::layers`], e.g. the llama backend's `LayerProbe`): the
+//! - **faithful** (with `Cx::layers`, e.g. the llama backend's `LayerProbe`): the
 //!   paper's chain-of-embedding feature F over every layer's running-mean hidden state,
 //!   S_i = mean_j (F_i − F_j)², the sample with the smallest S wins each position of the
 //!   window c+1..c+τ, most wins overall. The probe re-reads each sample's first c+τ
@@ -13,25 +13,32 @@
 //!   average (cosine distance) to the others, voted over the same window.
 
 use crate::answer::extract_answer;
-use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError, Solution, Strategy};
+use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use ponder_engine::{Finish, GenSpec, LayerStates, SamplingParams, Token};
-use std::sync::Arc;
 
 /// Self-truncation Best-of-N.
-#[derive(Clone, Debug, serde::Serialize)]
+///
+/// Samples N chains until every pair of prefixes differs (the divergence step c), keeps
+/// sampling τ = m·c tokens more, picks the sample most consistent with the others over
+/// that window (chain-of-embedding over every layer, or the final layer's hidden states),
+/// releases the other N − 1 at once and finishes only the winner.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StBoN {
+    /// Samples started (N ≥ 2).
     pub n: usize,
     /// τ = max(1, ⌊m · c⌋) tokens past the divergence step c (the paper's m = 1).
     pub tau_coeff: f64,
     /// Tokens sampled per call while looking for c.
     pub chunk: usize,
+    /// Sampling (the paper's T 0.7, top-k 20, top-p 0.95).
     pub sampling: SamplingParams,
+    /// New tokens per sample.
     pub max_tokens: usize,
-    /// Every layer's hidden states (the faithful variant); None: the final-layer variant,
-    /// which needs an engine loaded with hidden states. (Not a setting: the strategy's
-    /// name tells the variants apart.)
-    #[serde(skip)]
-    pub layers: Option<Arc<dyn LayerStates>>,
+    /// Judge consistency from the final layer only (the policy engine's hidden states)
+    /// instead of every layer (the faithful variant: a layer probe of the model reads each
+    /// sample's window once, provided through `Cx::layers`).
+    pub final_layer: bool,
 }
 
 impl Default for StBoN {
@@ -46,8 +53,8 @@ impl Default for StBoN {
                 top_p: 0.95,
                 min_p: 0.0,
             },
-            max_tokens: 512,
-            layers: None,
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
+            final_layer: false,
         }
     }
 }
@@ -289,37 +296,32 @@ impl Strategy for StBoN {
     }
 
     fn name(&self) -> String {
-        if self.layers.is_some() {
-            format!("st-bon-{}", self.n)
-        } else {
+        if self.final_layer {
             format!("st-bon-final-layer-{}", self.n)
+        } else {
+            format!("st-bon-{}", self.n)
         }
     }
 
-    fn sequences(&self) -> usize {
-        self.n
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: self.n,
+            max_tokens: self.max_tokens,
+            layer_probe: !self.final_layer,
+            hidden_states: self.final_layer,
+            ..Needs::default()
+        }
     }
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate()?;
-        cx.check_sequences(self.n)?;
-        if self.layers.is_none() && cx.engine.info().n_embd == 0 {
-            return Err(invalid(
-                "backend",
-                format!(
-                    "ST-BoN reads hidden states, and {} was loaded without them \
-                     (LlamaConfig::hidden_states), and no layer probe was given for the \
-                     faithful variant",
-                    cx.engine.info().name
-                ),
-            ));
-        }
+        cx.provides(self)?;
         let session = cx.session(problem);
         let root = session.prefill(&cx.prompt(problem)?)?;
         let mut bs = root.fork(self.n - 1)?;
         bs.insert(0, root);
         let mut spec = GenSpec::new(self.sampling, self.chunk);
-        spec.hidden = self.layers.is_none();
+        spec.hidden = self.final_layer;
         let max = self.max_tokens;
         let ended = |b: &ponder_engine::Branch| -> Option<usize> {
             match b.finish() {
@@ -361,7 +363,7 @@ impl Strategy for StBoN {
         // Stage 2: vote over the window c+1..c+τ.
         let window = (c + 1)..=target.min(max).max(c + 1);
         let t0 = std::time::Instant::now();
-        let winner = match &self.layers {
+        let winner = match cx.layers.as_ref().filter(|_| !self.final_layer) {
             Some(layers) => {
                 let prompt = session.engine().tokenize(
                     &cx.prompt(problem)?,
@@ -399,6 +401,14 @@ impl Strategy for StBoN {
             Solution::new(self.name(), candidates, Some(0), session.stats())
                 .scored(scoring_ms, None),
         )
+    }
+}
+
+impl crate::registry::Settings for StBoN {
+    const N: Option<&'static str> = Some("n");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        self.validate()
     }
 }
 

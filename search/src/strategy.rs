@@ -3,7 +3,7 @@
 
 use crate::answer::extract_answer;
 use ponder_engine::{
-    Branch, Budget, ChatMessage, Engine, EngineError, Finish, PromptFormat, Stats,
+    Branch, Budget, ChatMessage, Engine, EngineError, Finish, LayerStates, PromptFormat, Stats,
 };
 use ponder_scorers::{MeanLogprob, Sample, ScoreError, Scorer};
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,27 @@ pub enum SearchError {
     Score(#[from] ScoreError),
     #[error("invalid {name}: {reason}")]
     InvalidParam { name: &'static str, reason: String },
-    #[error("unknown strategy {0:?} (known: {known})", known = crate::STRATEGY_NAMES.join(", "))]
+    /// A strategy name the registry does not know.
+    #[error("unknown strategy {0:?} (known: {known})", known = crate::registry::names().join(", "))]
     UnknownStrategy(String),
+    /// Settings that do not make a strategy: names the strategy, the key and why.
+    #[error("{strategy}: {reason}")]
+    Setting {
+        /// The strategy (or strategies) the settings were for.
+        strategy: String,
+        /// What is wrong, naming the key and the allowed values.
+        reason: String,
+    },
+    /// The context lacks a resource the strategy declared in [`Needs`].
+    #[error("{strategy} needs {what}, which the context does not provide ({hint})")]
+    Missing {
+        /// The strategy's name.
+        strategy: String,
+        /// The resource.
+        what: &'static str,
+        /// How to provide it.
+        hint: &'static str,
+    },
     /// A scorer failed on a step of a search; names the branch(es) and the step.
     #[error("scoring step {step} of branch {branches}: {source}", branches = fmt_ids(.branches))]
     Scoring {
@@ -75,6 +94,29 @@ pub struct Cx {
     pub seed: u64,
     /// Per-problem budget (its deadline is an instant, shared by every solve using this `Cx`).
     pub budget: Budget,
+    /// The draft model's engine, for strategies whose [`Needs::draft_model`] is set (RSD).
+    pub draft: Option<Engine>,
+    /// Every layer's hidden states of the policy model, for [`Needs::layer_probe`] (ST-BoN).
+    pub layers: Option<Arc<dyn LayerStates>>,
+}
+
+/// What a strategy needs besides its settings, declared so that callers provide it
+/// (and size engines) before solving instead of guessing from its name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Needs {
+    /// The most KV sequences one solve holds at once in the policy engine.
+    pub sequences: usize,
+    /// The most new tokens one sequence generates (KV sizing).
+    pub max_tokens: usize,
+    /// A second, smaller model in [`Cx::draft`].
+    pub draft_model: bool,
+    /// Every layer's hidden states through [`Cx::layers`].
+    pub layer_probe: bool,
+    /// A policy engine loaded with final-layer hidden states.
+    pub hidden_states: bool,
+    /// Whether [`Cx::scorer`] is consulted (a scorer with its own model need not be loaded
+    /// when it is not).
+    pub scorer: bool,
 }
 
 impl Cx {
@@ -87,7 +129,37 @@ impl Cx {
             scorer: Arc::new(MeanLogprob),
             seed: 0,
             budget: Budget::unlimited(),
+            draft: None,
+            layers: None,
         }
+    }
+
+    /// Fail before any work when the context lacks what `strategy` declared it needs.
+    pub fn provides(&self, strategy: &dyn Strategy) -> Result<(), SearchError> {
+        let needs = strategy.needs();
+        let missing = |what, hint| {
+            Err(SearchError::Missing {
+                strategy: strategy.name(),
+                what,
+                hint,
+            })
+        };
+        if needs.draft_model && self.draft.is_none() {
+            return missing("a draft model", "--draft-model, or Cx::draft");
+        }
+        if needs.layer_probe && self.layers.is_none() {
+            return missing(
+                "every layer's hidden states",
+                "a layer probe of the policy model in Cx::layers",
+            );
+        }
+        if needs.hidden_states && self.engine.info().n_embd == 0 {
+            return missing(
+                "final-layer hidden states",
+                "an engine loaded with hidden states; the mock has none",
+            );
+        }
+        self.check_sequences(needs.sequences)
     }
 
     pub fn with_scorer(mut self, s: impl Scorer + 'static) -> Self {
@@ -202,6 +274,7 @@ pub struct Solution {
 pub struct DraftReport {
     /// The draft model's own cost (its session).
     pub stats: Stats,
+    /// Where a reasoning step ends.
     pub steps: usize,
     pub accepted_steps: usize,
     /// Draft tokens kept / draft tokens generated (the paper's acceptance rate).
@@ -257,8 +330,13 @@ impl Solution {
 pub trait Strategy: Send + Sync {
     /// A short name for reports.
     fn name(&self) -> String;
-    /// The most KV sequences one solve holds at once (engines are sized from it).
-    fn sequences(&self) -> usize;
+    /// What one solve needs: sequences, tokens, models and hidden states (engines are
+    /// sized and resources provided from it).
+    fn needs(&self) -> Needs;
+    /// The most KV sequences one solve holds at once.
+    fn sequences(&self) -> usize {
+        self.needs().sequences
+    }
     /// Solve one problem.
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError>;
     /// Every setting that shapes this strategy's results (two strategies with one name

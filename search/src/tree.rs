@@ -11,7 +11,7 @@ use ponder_scorers::{Sample, ScoreError, StepItem, Track};
 use serde::{Deserialize, Serialize};
 
 /// Where one reasoning step ends.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepUnit {
     /// Text up to and including a delimiter (default: a blank line, as SAL and openr).
@@ -21,8 +21,10 @@ pub enum StepUnit {
 }
 
 /// How steps are cut.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Steps {
+    /// A delimiter string (`{"delimiter": "\n\n"}`) or a token count (`{"tokens": 32}`).
     pub unit: StepUnit,
     /// Longest step, in tokens, before it is cut (delimiter steps only).
     pub max_step_tokens: usize,

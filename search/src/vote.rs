@@ -7,7 +7,9 @@ use crate::strategy::Candidate;
 use serde::{Deserialize, Serialize};
 
 /// How Best-of-N picks its answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Vote {
     /// The single highest-scoring candidate (first on ties).

@@ -3,7 +3,8 @@
 use ponder_engine::mock::{ChoiceModel, MockConfig};
 use ponder_engine::{Engine, PromptFormat, SamplingParams};
 use ponder_scorers::Sample;
-use ponder_search::{build, BestOfN, Cx, Problem, SearchError, Strategy, StrategyOptions, Vote};
+use ponder_search::registry::build;
+use ponder_search::{BestOfN, Cx, Problem, SearchError, Strategy, Vote};
 use std::sync::Arc;
 
 /// P(answer 7) = 0.36 via one text (the likeliest single text); P(answer 5) = 0.64 via two.
@@ -150,7 +151,7 @@ fn bad_parameters_are_named() {
         .unwrap_err()
         .to_string()
         .contains("max_tokens"));
-    match build("beam-me-up", &StrategyOptions::default()) {
+    match build("beam-me-up", &serde_json::json!({})) {
         Err(e @ SearchError::UnknownStrategy(_)) => assert!(e.to_string().contains("best-of-n")),
         other => panic!("{:?}", other.map(|s| s.name())),
     }

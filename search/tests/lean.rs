@@ -6,8 +6,8 @@ use ponder_engine::mock::{ChoiceModel, MockConfig, MOCK_EOG};
 use ponder_engine::{Engine, SamplingParams, Token};
 use ponder_scorers::Sample;
 use ponder_search::{
-    build, BestOfN, CertaintyVote, Cx, EarlyExit, LengthVote, Problem, SpecRejection, Strategy,
-    StrategyOptions, Vote,
+    registry::build, BestOfN, CertaintyVote, Cx, EarlyExit, LengthVote, Problem, SpecRejection,
+    Strategy, Vote,
 };
 use std::sync::Arc;
 
@@ -268,32 +268,27 @@ fn length_vote_runs_on_samples() {
 
 #[test]
 fn bad_settings_are_named() {
-    let o = |f: &dyn Fn(&mut StrategyOptions)| {
-        let mut o = StrategyOptions::default();
-        f(&mut o);
-        o
-    };
-    let cases: Vec<(&str, StrategyOptions, &str)> = vec![
-        ("spec-rejection", o(&|o| o.alpha = 1.0), "alpha"),
-        ("spec-rejection", o(&|o| o.alpha = -0.1), "[0, 1)"),
-        ("length-vote", o(&|o| o.length_width = 0), "bucket width D"),
-        ("length-vote", o(&|o| o.length_keep = 0), "buckets kept K"),
+    use serde_json::json;
+    let cases = [
+        ("spec-rejection", json!({"alpha": 1.0}), "alpha"),
+        ("spec-rejection", json!({"alpha": -0.1}), "[0, 1)"),
+        ("length-vote", json!({"width": 0}), "bucket width D"),
+        ("length-vote", json!({"keep": 0}), "buckets kept K"),
         (
             "early-exit",
-            o(&|o| {
-                o.probe_interval = 600;
-                o.max_tokens = 512
-            }),
+            json!({"chunk": 600, "max_tokens": 512}),
             "larger than the budget",
         ),
         (
             "certainty-vote",
-            o(&|o| o.certainty = 0.0),
+            json!({"threshold": 0.0}),
             "certainty threshold",
         ),
+        ("st-bon", json!({"tau_coeff": 0.0}), "tau coefficient"),
     ];
-    for (name, opts, want) in cases {
-        let err = build(name, &opts).err().expect(name).to_string();
+    for (name, settings, want) in cases {
+        let err = build(name, &settings).err().expect(name).to_string();
+        assert!(err.starts_with(&format!("{name}: ")), "{name}: {err}");
         assert!(err.contains(want), "{name}: {err}");
     }
 }
@@ -321,6 +316,7 @@ fn st_bon_stops_all_but_one_sample_tau_tokens_after_they_diverge() {
         chunk: 2,
         sampling: t1(),
         max_tokens: 64,
+        final_layer: true,
         ..StBoN::default()
     };
     let mut diverged = 0;
@@ -356,13 +352,16 @@ fn st_bon_needs_hidden_states_and_a_positive_tau() {
         .solve(&cx, &Problem::new(0, "q"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("hidden states"), "{err}");
-    let o = StrategyOptions {
-        tau_coeff: 0.0,
-        ..StrategyOptions::default()
+    assert!(err.contains("needs every layer's hidden states"), "{err}");
+    let final_layer = StBoN {
+        final_layer: true,
+        ..StBoN::default()
     };
-    let err = build("st-bon", &o).err().unwrap().to_string();
-    assert!(err.contains("tau coefficient"), "{err}");
+    let err = final_layer
+        .solve(&cx, &Problem::new(0, "q"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs final-layer hidden states"), "{err}");
 }
 
 /// Layer states for the mock: state l of token t is one-hot(t mod 8) scaled by l + 1,
@@ -396,13 +395,13 @@ fn faithful_st_bon_uses_every_layer_and_needs_no_engine_hidden_states() {
         .map(|ch| format!("So {ch}{}", ch.to_string().repeat(10)))
         .collect();
     let choices: Vec<(&str, f32)> = texts.iter().map(|t| (t.as_str(), 1.0)).collect();
-    let cx = cx_with(ChoiceModel::new(&choices)); // no hidden states on this engine
+    let mut cx = cx_with(ChoiceModel::new(&choices)); // no hidden states on this engine
+    cx.layers = Some(Arc::new(MockLayers));
     let st = StBoN {
         n: 3,
         chunk: 2,
         sampling: t1(),
         max_tokens: 64,
-        layers: Some(Arc::new(MockLayers)),
         ..StBoN::default()
     };
     for id in 0..4 {

@@ -4,7 +4,8 @@
 use ponder_engine::mock::{ChoiceModel, MockConfig};
 use ponder_engine::Engine;
 use ponder_scorers::{ArithmeticVerifier, Sample};
-use ponder_search::{build, Cx, Problem, Rsd, RsdReward, Strategy, StrategyOptions};
+use ponder_search::registry::build;
+use ponder_search::{Cx, Problem, Rsd, RsdReward, Strategy};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -24,9 +25,12 @@ fn mock(choices: &[(&str, f32)]) -> Engine {
 fn setup() -> (Cx, Rsd) {
     let draft = mock(&[(WRONG, 0.9), (RIGHT, 0.1)]);
     let target = mock(&[(RIGHT, 1.0)]);
-    let cx = Cx::new(target).with_scorer(ArithmeticVerifier::default());
-    let mut rsd = Rsd::new(draft);
-    rsd.max_tokens = 128;
+    let mut cx = Cx::new(target).with_scorer(ArithmeticVerifier::default());
+    cx.draft = Some(draft);
+    let rsd = Rsd {
+        max_tokens: 128,
+        ..Rsd::default()
+    };
     (cx, rsd)
 }
 
@@ -77,13 +81,16 @@ fn the_threshold_decides_at_the_boundary() {
 fn the_target_as_reward_scores_a_step_by_its_own_probability() {
     let asked = Arc::new(AtomicUsize::new(0));
     let counter = asked.clone();
-    let cx = Cx::new(mock(&[(RIGHT, 3.0), (WRONG, 1.0)])).with_scorer(move |_: &Sample<'_>| {
+    let mut cx = Cx::new(mock(&[(RIGHT, 3.0), (WRONG, 1.0)])).with_scorer(move |_: &Sample<'_>| {
         counter.fetch_add(1, Ordering::Relaxed);
         1.0
     });
-    let mut rsd = Rsd::new(mock(&[(WRONG, 0.9), (RIGHT, 0.1)]));
-    rsd.max_tokens = 128;
-    rsd.reward = RsdReward::Target;
+    cx.draft = Some(mock(&[(WRONG, 0.9), (RIGHT, 0.1)]));
+    let mut rsd = Rsd {
+        max_tokens: 128,
+        reward: RsdReward::Target,
+        ..Rsd::default()
+    };
     assert_eq!(rsd.name(), "rsd-target-d0.7");
     let step1 = "Step 1: 2 + 2 = 5.\n\n";
     assert_eq!(step1.len(), 20);
@@ -121,17 +128,20 @@ fn the_target_as_reward_scores_a_step_by_its_own_probability() {
 }
 
 #[test]
-fn bad_settings_are_named() {
-    let (_, rsd) = setup();
-    let mut o = StrategyOptions {
-        threshold: 1.5,
-        draft: Some(rsd.draft.clone()),
-        ..StrategyOptions::default()
-    };
-    let err = build("rsd", &o).err().unwrap().to_string();
+fn bad_settings_are_named_and_a_missing_draft_is_refused() {
+    let err = build("rsd", &serde_json::json!({"threshold": 1.5}))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.starts_with("rsd: "), "{err}");
     assert!(err.contains("δ must be in [0, 1]"), "{err}");
-    o.draft = None;
-    o.threshold = 0.7;
-    let err = build("rsd", &o).err().unwrap().to_string();
-    assert!(err.contains("--draft-model"), "{err}");
+    // The strategy declares its draft model; a context without one is refused by name.
+    let (mut cx, rsd) = setup();
+    assert!(rsd.needs().draft_model);
+    cx.draft = None;
+    let err = rsd
+        .solve(&cx, &Problem::new(0, "q"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs a draft model"), "{err}");
 }

@@ -385,22 +385,37 @@ fn a_prm_guides_the_search_and_its_cost_is_counted_apart() {
 
 #[test]
 fn max_live_option_sizes_mcts_and_dpts_and_is_checked() {
-    use ponder_search::{build, StrategyOptions};
-    let o = |max_live| StrategyOptions {
-        n: 4,
-        width: 2,
-        max_live,
-        ..StrategyOptions::default()
+    use ponder_search::registry::{lookup, Overrides};
+    // --n 4 --set width=2 [--set max_live=M], as the CLI gives them.
+    let o = |max_live: Option<usize>| {
+        let mut o = Overrides::default();
+        o.common.n = Some(4);
+        o.add_set("width=2").unwrap();
+        if let Some(m) = max_live {
+            o.add_set(&format!("max_live={m}")).unwrap();
+        }
+        o
     };
     // MCTS holds max(max_live, W) leaves + W children + the root; DPTS max_live refill
     // nodes + N·W frontier children + the root.
-    let seqs = |name, max_live| build(name, &o(max_live)).unwrap().sequences();
+    let seqs = |name, max_live| {
+        lookup(name)
+            .unwrap()
+            .build_with(&o(max_live))
+            .unwrap()
+            .sequences()
+    };
     assert_eq!(seqs("mcts", None), 48 + 2 + 1);
     assert_eq!(seqs("mcts", Some(6)), 6 + 2 + 1);
     assert_eq!(seqs("dpts", None), 32 + 4 * 2 + 1);
     assert_eq!(seqs("dpts", Some(6)), 6 + 4 * 2 + 1);
     for name in ["mcts", "dpts"] {
-        let err = build(name, &o(Some(1))).err().unwrap().to_string();
+        let err = lookup(name)
+            .unwrap()
+            .build_with(&o(Some(1)))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("1 is fewer than the width 2"), "{name}: {err}");
     }
 }

@@ -3,6 +3,7 @@
 //! recorded, and summarise accuracy against cost as tables and a plot.
 
 pub mod dataset;
+pub mod plan;
 pub mod plot;
 pub mod records;
 pub mod settings;
@@ -198,7 +199,8 @@ mod tests {
     use super::*;
     use ponder_engine::mock::{ChoiceModel, MockConfig};
     use ponder_engine::Engine;
-    use ponder_search::{build, StrategyOptions};
+    use ponder_search::registry::build;
+    use serde_json::json;
     use std::sync::Arc;
 
     fn items(n: usize) -> Vec<Item> {
@@ -221,14 +223,9 @@ mod tests {
         })
         .unwrap();
         let cx = Cx::new(engine);
-        let opts = StrategyOptions {
-            n: 4,
-            max_tokens: 32,
-            ..Default::default()
-        };
         let strategies = vec![
-            build("greedy", &opts).unwrap(),
-            build("best-of-n", &opts).unwrap(),
+            build("greedy", &json!({"max_tokens": 32})).unwrap(),
+            build("best-of-n", &json!({"n": 4, "max_tokens": 32})).unwrap(),
         ];
         let dir = std::env::temp_dir().join(format!("ponder-eval-resume-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -316,12 +313,7 @@ mod tests {
             .unwrap();
             let mut cx = Cx::new(engine);
             cx.seed = 9;
-            let opts = StrategyOptions {
-                n: 6,
-                max_tokens: 32,
-                ..Default::default()
-            };
-            let strategies = vec![build("best-of-n", &opts).unwrap()];
+            let strategies = vec![build("best-of-n", &json!({"n": 6, "max_tokens": 32})).unwrap()];
             let dir =
                 std::env::temp_dir().join(format!("ponder-eval-seed-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);

@@ -1,0 +1,164 @@
+//! `ponder eval`: strategies over a dataset, with records, summaries and a plot.
+
+use super::args::{strategy_parser, ModelArgs, RunArgs, StrategyArgs};
+use super::dataset_label;
+use anyhow::{bail, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use ponder::eval::dataset::OnBadLine;
+use std::path::PathBuf;
+
+/// Run strategies over a dataset: records, summary tables and an accuracy-vs-tokens plot.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// JSONL dataset (GSM8K, MATH-500 and MultiArith fields are detected).
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Comma-separated strategies, e.g. greedy,best-of-n.
+    #[arg(long, default_value = "greedy,best-of-n", value_delimiter = ',', value_parser = strategy_parser())]
+    strategies: Vec<String>,
+    /// Only the first K problems.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Output folder (records.jsonl, summary.md/.csv, accuracy_vs_tokens.svg/.png); reruns resume.
+    #[arg(long)]
+    out: PathBuf,
+    /// Problems solved at once (their branches share decode steps).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// The dataset's question field (with --answer-field), for a custom format.
+    #[arg(long)]
+    question_field: Option<String>,
+    /// The dataset's answer field (with --question-field).
+    #[arg(long)]
+    answer_field: Option<String>,
+    /// What to do with a malformed dataset line.
+    #[arg(long, value_enum, default_value = "stop")]
+    on_bad_line: OnBadLine,
+    /// Compare every strategy with this one (its name as recorded, e.g. best-of-8-majority):
+    /// accuracy inside its 95% interval, tokens and time as ratios.
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Solve nothing and load no model: summarize every strategy recorded in --out for
+    /// these problems.
+    #[arg(long)]
+    summary_only: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    settings: StrategyArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Solve what is not recorded yet, then write the summary of everything recorded.
+pub fn run(a: EvalArgs) -> Result<()> {
+    use ponder::eval::{self, dataset, plan, records::RecordLog};
+    if a.concurrency == 0 {
+        bail!("invalid --concurrency: 0 (must be ≥ 1)");
+    }
+    let strategies = if a.summary_only {
+        Vec::new()
+    } else {
+        let s = a.settings.build(&a.strategies)?;
+        a.run.check()?;
+        s
+    };
+    let fields = match (&a.question_field, &a.answer_field) {
+        (Some(q), Some(x)) => Some((q.as_str(), x.as_str())),
+        (None, None) => None,
+        _ => bail!("--question-field and --answer-field go together"),
+    };
+    let data = dataset::load(&a.dataset, fields, a.on_bad_line)?;
+    for (line, why) in &data.skipped {
+        eprintln!("warning: skipped line {line}: {why}");
+    }
+    let items = &data.items[..a.limit.unwrap_or(usize::MAX).min(data.items.len())];
+    let mut log = RecordLog::open(&a.out)?;
+    if a.summary_only && log.records.is_empty() {
+        bail!("nothing recorded in {} to summarize", a.out.display());
+    }
+    let plan = if a.summary_only {
+        None
+    } else {
+        let p = plan::plan(
+            &a.out,
+            &log,
+            items,
+            &strategies,
+            a.run.seed,
+            &a.run.settings(&a.model),
+            a.baseline.as_deref(),
+        )?;
+        for (name, n) in &p.unchecked {
+            eprintln!(
+                "warning: {n} {name} records in {} predate {}: assumed made with this run's settings",
+                a.out.display(),
+                eval::settings::FILE
+            );
+        }
+        eprintln!(
+            "{}: {} problems × {} strategies, {} to do ({} already recorded in {})",
+            a.dataset.display(),
+            items.len(),
+            p.names.len(),
+            p.todo,
+            p.done,
+            a.out.display()
+        );
+        Some(p)
+    };
+    let todo = plan.as_ref().map_or(0, |p| p.todo);
+    if todo > 0 {
+        let longest = items.iter().map(|i| i.question.len()).max().unwrap_or(0);
+        let concurrency = a.concurrency.min(todo);
+        let cx = a.run.context(&a.model, &strategies, concurrency, longest)?;
+        let pb = ProgressBar::new(todo as u64);
+        pb.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")
+                .expect("valid template"),
+        );
+        let tally = parking_lot::Mutex::new((0usize, 0usize, 0u64));
+        let started = std::time::Instant::now();
+        eval::run(&cx, items, &strategies, concurrency, &mut log, &|r| {
+            let mut t = tally.lock();
+            t.0 += 1;
+            t.1 += r.correct as usize;
+            t.2 += r.generated_tokens;
+            pb.set_message(format!(
+                "accuracy {:.1}% · {:.0} tok/s",
+                100.0 * t.1 as f64 / t.0 as f64,
+                t.2 as f64 / started.elapsed().as_secs_f64()
+            ));
+            pb.inc(1);
+        })?;
+        pb.finish_and_clear();
+    }
+    // A summary of recorded runs knows neither their N nor their token limit: the
+    // strategy names carry N, settings.json the rest.
+    let settings = match plan.is_some() {
+        false => "from recorded runs".to_string(),
+        true => {
+            let most = strategies.iter().map(|s| s.needs().max_tokens).max();
+            format!("max {} tokens", most.unwrap_or(0))
+        }
+    };
+    let title = format!(
+        "{} · {} problems · {settings} · seed {}",
+        dataset_label(&a.dataset),
+        items.len(),
+        a.run.seed
+    );
+    let md = eval::write_summary(
+        &a.out,
+        &log.records,
+        items,
+        plan.as_ref().map(|p| p.names.as_slice()),
+        a.run.seed,
+        &title,
+        a.baseline.as_deref(),
+    )?;
+    println!("{md}");
+    eprintln!("wrote {}/{{records.jsonl,summary.md,summary.csv,accuracy_vs_tokens.svg,accuracy_vs_tokens.png}}", a.out.display());
+    Ok(())
+}

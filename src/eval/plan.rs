@@ -1,0 +1,92 @@
+//! What an evaluation run will do, found out before any model loads: the settings each
+//! strategy's records were made with (refused when they differ), the work left after
+//! what is already recorded, and whether the baseline exists.
+
+use super::dataset::Item;
+use super::records::RecordLog;
+use super::settings::{self, SettingsError};
+use ponder_search::Strategy;
+use serde_json::{Map, Value};
+use std::path::Path;
+
+/// The work of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The strategies' names as recorded.
+    pub names: Vec<String>,
+    /// (problem, strategy) pairs still to solve.
+    pub todo: usize,
+    /// Pairs already recorded.
+    pub done: usize,
+    /// Strategies whose records predate `settings.json` (assumed made with these settings).
+    pub unchecked: Vec<(String, usize)>,
+}
+
+/// Why a run is refused before it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Recorded settings differ (or the file is unreadable).
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The baseline is neither run nor recorded.
+    #[error(
+        "--baseline {baseline}: not among this run's strategies ({names}) nor recorded in {dir}"
+    )]
+    Baseline {
+        /// The baseline asked for.
+        baseline: String,
+        /// This run's strategies.
+        names: String,
+        /// The output folder.
+        dir: String,
+    },
+}
+
+/// Check the run against what `dir` holds and count the work left. `run_settings` is
+/// what shapes every strategy's results besides its own settings (model, prompt,
+/// scorer, budget); each strategy's `settings.json` entry is its settings struct and
+/// its registry name beside them.
+pub fn plan(
+    dir: &Path,
+    log: &RecordLog,
+    items: &[Item],
+    strategies: &[Box<dyn Strategy>],
+    seed: u64,
+    run_settings: &Map<String, Value>,
+    baseline: Option<&str>,
+) -> Result<Plan, PlanError> {
+    let runs: Vec<_> = strategies
+        .iter()
+        .map(|s| (s.name(), settings::combine(s.settings(), run_settings)))
+        .collect();
+    let unchecked = settings::reconcile(dir, &runs)?
+        .into_iter()
+        .map(|name| {
+            let n = log.records.iter().filter(|r| r.strategy == name).count();
+            (name, n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let names: Vec<String> = strategies.iter().map(|s| s.name()).collect();
+    let recorded = log.done();
+    let done = items
+        .iter()
+        .flat_map(|i| names.iter().map(move |n| (i.id.clone(), n.clone(), seed)))
+        .filter(|k| recorded.contains(k))
+        .count();
+    if let Some(b) = baseline {
+        if !names.iter().any(|n| n == b) && !log.records.iter().any(|r| r.strategy == b) {
+            return Err(PlanError::Baseline {
+                baseline: b.to_string(),
+                names: names.join(", "),
+                dir: dir.display().to_string(),
+            });
+        }
+    }
+    Ok(Plan {
+        todo: items.len() * names.len() - done,
+        done,
+        names,
+        unchecked,
+    })
+}
