@@ -2,11 +2,16 @@
 
 use std::process::Command;
 
+/// Run `ponder`; commands that load a model get the test model (SmolLM2) unless the
+/// arguments name one (the CLI's default model is Qwen2.5-Coder-0.5B).
 fn ponder(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ponder"))
-        .args(args)
-        .output()
-        .expect("run ponder")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ponder"));
+    cmd.args(args);
+    let loads = matches!(args.first(), Some(&("solve" | "eval" | "bench-search")));
+    if loads && !args.contains(&"--model") {
+        cmd.args(["--model", "smollm2"]);
+    }
+    cmd.output().expect("run ponder")
 }
 
 #[test]
@@ -81,8 +86,11 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
             &["solve", "q", "--strategy", "telepathy"],
             "unknown strategy \"telepathy\"",
         ),
-        (&["solve", "q", "--max-tokens", "0"], "max-tokens"),
-        (&["solve", "q", "--n", "0"], "--n"),
+        (
+            &["solve", "q", "--max-tokens", "0"],
+            "best-of-n: invalid max_tokens: 0",
+        ),
+        (&["solve", "q", "--n", "0"], "best-of-n: invalid n: 0"),
         (&["solve", "q", "--n", "1000"], "256"),
         (&["solve", "q", "--top-p", "2"], "top_p"),
         (
@@ -96,6 +104,29 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
         (
             &["solve", &long, "--strategy", "greedy", "--ctx", "256"],
             "prompt is",
+        ),
+        (&["solve", "  ", "--strategy", "greedy"], "the question is empty"),
+        (&["solve", "q", "--timeout", "nan"], "invalid --timeout: NaN"),
+        (&["solve", "q", "--timeout", "1e300"], "invalid --timeout"),
+        (
+            &["solve", "q", "--strategy", "mcts", "--set", "widht=2"],
+            "mcts: unknown setting `widht` (settings: mcts: iterations, width,",
+        ),
+        (
+            &["solve", "q", "--set", "vote=plurality"],
+            "best-of-n: setting `vote`: unknown variant `plurality`, expected one of `naive`, `majority`, `weighted`",
+        ),
+        (
+            &["solve", "q", "--strategy", "early-exit", "--vote", "weighted"],
+            "early-exit: --vote does not apply to early-exit",
+        ),
+        (
+            &["solve", "q", "--set", "mcts.width=2"],
+            "settings given for mcts, which this run does not use (best-of-n)",
+        ),
+        (
+            &["solve", "q", "--config", "/no/such.toml"],
+            "--config /no/such.toml: cannot read it",
         ),
     ];
     for (args, needle) in cases {
@@ -174,7 +205,7 @@ fn eval_bad_input_is_named_before_any_model_loads() {
                 "--concurrency",
                 "8",
             ],
-            "8 concurrent problems × 53 sequences each = 424, more than llama.cpp's 256: lower --concurrency or --n (mcts, dpts: or --max-live)".into(),
+            "8 concurrent problems × 53 sequences each = 424, more than llama.cpp's 256: solve fewer problems at once (--concurrency) or lower the strategy's N (--n; mcts, dpts: or --set max_live=…)".into(),
         ),
         (
             vec![
@@ -184,8 +215,8 @@ fn eval_bad_input_is_named_before_any_model_loads() {
                 &out,
                 "--strategies",
                 "dpts",
-                "--max-live",
-                "3",
+                "--set",
+                "max_live=3",
             ],
             "3 is fewer than the width 4".into(),
         ),
@@ -286,10 +317,10 @@ fn eval_summary_only_reads_records_without_a_model() {
 
 #[test]
 fn step_searches_run_from_the_cli() {
-    for (strategy, scorer) in [
-        ("beam", "verifier"),
-        ("dvts", "self-certainty"),
-        ("mcts", "judge"),
+    for (strategy, scorer, depth) in [
+        ("beam", "verifier", "iterations=4"),
+        ("dvts", "self-certainty", "iterations=4"),
+        ("mcts", "judge", "max_depth=3"),
     ] {
         let out = ponder(&[
             "solve",
@@ -300,12 +331,10 @@ fn step_searches_run_from_the_cli() {
             scorer,
             "--n",
             "4",
-            "--beam-width",
-            "2",
-            "--iterations",
-            "4",
-            "--max-depth",
-            "3",
+            "--set",
+            "width=2",
+            "--set",
+            depth,
             "--max-tokens",
             "48",
             "--threads",
@@ -338,7 +367,7 @@ fn step_searches_run_from_the_cli() {
 fn step_search_bad_input_is_named() {
     let cases: &[(&[&str], &str)] = &[
         (
-            &["--strategy", "beam", "--n", "6", "--beam-width", "4"],
+            &["--strategy", "beam", "--n", "6", "--set", "width=4"],
             "4 does not divide n = 6",
         ),
         (
@@ -391,19 +420,19 @@ fn step_search_bad_input_is_named() {
 #[test]
 fn token_saving_strategies_run_from_the_cli() {
     for (strategy, extra) in [
-        ("spec-rejection", &["--initial", "8", "--alpha", "0.5"][..]),
+        ("spec-rejection", &["--n", "8", "--set", "alpha=0.5"][..]),
         ("length-vote", &["--n", "4"][..]),
         (
             "early-exit",
-            &["--probe-interval", "16", "--probe-window", "2"][..],
+            &["--set", "chunk=16", "--set", "window=2"][..],
         ),
-        ("certainty-vote", &["--n", "8", "--wave", "4"][..]),
+        ("certainty-vote", &["--n", "8", "--set", "wave=4"][..]),
         ("st-bon", &["--n", "4"][..]),
-        ("st-bon", &["--n", "4", "--st-bon-final-layer"][..]),
+        ("st-bon", &["--n", "4", "--set", "final_layer=true"][..]),
         ("fast-mcts", &["--n", "3", "--scorer", "verifier"][..]),
         (
             "dpts",
-            &["--n", "2", "--beam-width", "2", "--scorer", "verifier"][..],
+            &["--n", "2", "--set", "width=2", "--scorer", "verifier"][..],
         ),
     ] {
         let mut args = vec![
@@ -430,8 +459,15 @@ fn token_saving_strategies_run_from_the_cli() {
         let st = &v["stats"];
         assert!(st["generated_tokens"].as_u64().unwrap() > 0, "{strategy}");
     }
-    let out = ponder(&["solve", "q", "--strategy", "spec-rejection", "--alpha", "1"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("alpha"));
+    let out = ponder(&[
+        "solve",
+        "q",
+        "--strategy",
+        "spec-rejection",
+        "--set",
+        "alpha=1",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec-rejection: invalid alpha"));
 }
 
 #[test]
@@ -468,7 +504,7 @@ fn rsd_runs_with_a_draft_and_names_bad_models() {
     assert!(d["stats"]["generated_tokens"].as_u64().unwrap() > 0);
 
     // The target as the reward runs end to end on the real model and names itself.
-    let out = solve(&["--rsd-reward", "target"]);
+    let out = solve(&["--set", "reward=target"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -478,7 +514,10 @@ fn rsd_runs_with_a_draft_and_names_bad_models() {
     assert!(d["accepted_steps"].as_u64().unwrap() <= d["steps"].as_u64().unwrap());
 
     let cases: &[(&[&str], &str)] = &[
-        (&["--strategy", "rsd"], "rsd needs a draft model"),
+        (
+            &["--strategy", "rsd"],
+            "rsd-d0.7 needs a draft model: --draft-model",
+        ),
         (
             &["--strategy", "rsd", "--draft-model", "/no/draft.gguf"],
             "the draft model",
@@ -492,7 +531,7 @@ fn rsd_runs_with_a_draft_and_names_bad_models() {
                 "--model",
                 "/no/target.gguf",
             ],
-            "the target model",
+            "the model (--model)",
         ),
         (
             &[
@@ -500,10 +539,10 @@ fn rsd_runs_with_a_draft_and_names_bad_models() {
                 "rsd",
                 "--draft-model",
                 "smollm2",
-                "--threshold",
-                "1.5",
+                "--set",
+                "threshold=1.5",
             ],
-            "--threshold",
+            "rsd: invalid threshold: 1.5",
         ),
         (
             &[
@@ -511,10 +550,10 @@ fn rsd_runs_with_a_draft_and_names_bad_models() {
                 "rsd",
                 "--draft-model",
                 "smollm2",
-                "--rsd-reward",
-                "prm",
+                "--set",
+                "reward=prm",
             ],
-            "unknown RSD reward \"prm\" (scorer or target)",
+            "rsd: setting `reward`: unknown variant `prm`, expected `scorer` or `target`",
         ),
     ];
     for (args, want) in cases {
@@ -555,6 +594,7 @@ fn eval_refuses_to_mix_runs_with_other_settings_under_one_name() {
     let settings: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("settings.json")).unwrap()).unwrap();
     assert_eq!(settings["greedy"]["strategy"]["max_tokens"], 8);
+    assert_eq!(settings["greedy"]["kind"], "greedy");
     assert_eq!(
         settings["greedy"]["model"],
         "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -571,9 +611,71 @@ fn eval_refuses_to_mix_runs_with_other_settings_under_one_name() {
     );
     let records = std::fs::read_to_string(out.join("records.jsonl")).unwrap();
     assert_eq!(records.lines().count(), 1);
-    // A flag greedy does not use (its sampling is fixed) is not a different run.
+    // A flag greedy does not have (its sampling is fixed) is refused, not ignored.
     let o = run(&["--max-tokens", "8", "--temperature", "0.3"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("greedy: --temperature does not apply to greedy"),
+        "{err}"
+    );
+    // The same settings from a config file: nothing new to do.
+    let config = dir.join("greedy.toml");
+    std::fs::write(&config, "[greedy]\nmax_tokens = 8\n").unwrap();
+    let o = run(&["--config", &config.to_string_lossy()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("0 to do"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn strategies_lists_the_registry_and_the_help_cannot_drift() {
+    let o = ponder(&["strategies", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let list = v.as_array().unwrap();
+    let names: Vec<&str> = list.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 13);
+    for e in list {
+        assert!(!e["summary"].as_str().unwrap().is_empty(), "{e}");
+        assert!(!e["settings"].as_array().unwrap().is_empty(), "{e}");
+    }
+    let mcts = list.iter().find(|e| e["name"] == "mcts").unwrap();
+    assert_eq!(mcts["n"], "iterations");
+    assert_eq!(mcts["defaults"]["c_init"], 1.25);
+    let o = ponder(&["strategies", "mcts"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.starts_with("mcts\n") && text.contains("c_init = 1.25"),
+        "{text}"
+    );
+    // solve's help lists exactly the registered names, in registry order.
+    let help = String::from_utf8_lossy(&ponder(&["solve", "--help"]).stdout).into_owned();
+    assert!(help.contains(&names.join(", ")), "{help}");
+    // A config file's settings reach the strategy (here: a width that does not divide N).
+    let dir = std::env::temp_dir().join(format!("ponder-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("beam.toml");
+    std::fs::write(&toml, "[beam]\nwidth = 3\n").unwrap();
+    let json = dir.join("beam.json");
+    std::fs::write(&json, "{\"beam\": {\"width\": 5}}").unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "width = = 3").unwrap();
+    for (file, want) in [
+        (&toml, "beam: invalid beam width: 3 does not divide n = 8"),
+        (&json, "beam: invalid beam width: 5 does not divide n = 8"),
+        (&bad, "not TOML"),
+    ] {
+        let o = ponder(&[
+            "solve",
+            "q",
+            "--strategy",
+            "beam",
+            "--config",
+            &file.to_string_lossy(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

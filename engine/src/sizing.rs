@@ -36,8 +36,8 @@ impl Workload {
                 name: "sequences",
                 reason: format!(
                     "{} concurrent problems × {} sequences each = {seqs}, more than llama.cpp's \
-                     {MAX_SEQUENCES}: solve fewer problems at once or lower the strategy's N \
-                     (mcts, dpts: or max_live)",
+                     {MAX_SEQUENCES}: solve fewer problems at once (--concurrency) or lower the \
+                     strategy's N (--n; mcts, dpts: or --set max_live=…)",
                     self.problems, self.sequences
                 ),
             });

@@ -85,6 +85,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
             &a.out,
             &log,
             items,
+            &a.strategies,
             &strategies,
             a.run.seed,
             &a.run.settings(&a.model),

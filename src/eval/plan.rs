@@ -42,14 +42,17 @@ pub enum PlanError {
     },
 }
 
-/// Check the run against what `dir` holds and count the work left. `run_settings` is
-/// what shapes every strategy's results besides its own settings (model, prompt,
-/// scorer, budget); each strategy's `settings.json` entry is its settings struct and
-/// its registry name beside them.
+/// Check the run against what `dir` holds and count the work left. `kinds` are the
+/// strategies' registry names (in order); `run_settings` is what shapes every
+/// strategy's results besides its own settings (model, prompt, scorer, budget). Each
+/// strategy's `settings.json` entry holds its settings struct under `strategy` and its
+/// registry name under `kind`, which is all it takes to rebuild it.
+#[allow(clippy::too_many_arguments)]
 pub fn plan(
     dir: &Path,
     log: &RecordLog,
     items: &[Item],
+    kinds: &[String],
     strategies: &[Box<dyn Strategy>],
     seed: u64,
     run_settings: &Map<String, Value>,
@@ -57,7 +60,15 @@ pub fn plan(
 ) -> Result<Plan, PlanError> {
     let runs: Vec<_> = strategies
         .iter()
-        .map(|s| (s.name(), settings::combine(s.settings(), run_settings)))
+        .zip(kinds)
+        .map(|(s, kind)| {
+            let mut run = run_settings.clone();
+            run.insert("kind".into(), Value::String(kind.trim().to_string()));
+            if !s.needs().draft_model {
+                run.remove("draft_model"); // the draft shapes only what reads it
+            }
+            (s.name(), settings::combine(s.settings(), &run))
+        })
         .collect();
     let unchecked = settings::reconcile(dir, &runs)?
         .into_iter()
