@@ -2,13 +2,13 @@
 //! seeds and stats) and [`Branch`] (one KV sequence and its text).
 
 use crate::backend::{Backend, BackendInfo, ChatMessage, PromptFormat, SeqId, Token};
+use crate::capacity::{Capacity, WorkerOptions};
 use crate::error::{EngineError, Result};
+use crate::generation::{Finish, GenSpec};
 use crate::sampling::derive_seed;
 use crate::stats::{Budget, Counters, Stats};
-use crate::worker::{
-    AppendItem, Capacity, Chunk, Cmd, ExtendItem, Finish, GenSpec, SessionShared, Worker,
-    WorkerOptions,
-};
+use crate::worker::protocol::{AppendItem, Chunk, Cmd, ExtendItem, SessionShared};
+use crate::worker::Worker;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::Mutex;
 use rand::SeedableRng;

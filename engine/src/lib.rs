@@ -32,8 +32,10 @@
 //! ```
 
 mod backend;
+mod capacity;
 mod engine;
 mod error;
+mod generation;
 #[cfg(feature = "llama")]
 pub mod llama;
 pub mod mock;
@@ -44,11 +46,12 @@ mod worker;
 pub use backend::{
     chatml, Backend, BackendInfo, BatchToken, ChatMessage, LayerStates, PromptFormat, SeqId, Token,
 };
+pub use capacity::{Capacity, WorkerOptions};
 pub use engine::{Branch, Engine, Session};
 pub use error::{EngineError, Result};
+pub use generation::{Finish, GenSpec};
 pub use sampling::SamplingParams;
 pub use stats::{Budget, Stats};
-pub use worker::{Capacity, Finish, GenSpec, WorkerOptions};
 
 #[cfg(feature = "llama")]
 impl Engine {
