@@ -73,7 +73,7 @@ impl Engine {
                     Worker::new(backend, opts, worker_totals).run(rx);
                 }
             })
-            .map_err(|e| EngineError::Context(format!("cannot start the worker thread: {e}")))?;
+            .map_err(|e| EngineError::context_from("cannot start the worker thread", e))?;
         let info = init_rx.recv().map_err(|_| EngineError::Stopped)??;
         Ok(Engine {
             inner: Arc::new(Inner {

@@ -44,11 +44,12 @@ mod stats;
 mod worker;
 
 pub use backend::{
-    chatml, Backend, BackendInfo, BatchToken, ChatMessage, LayerStates, PromptFormat, SeqId, Token,
+    chatml, Backend, BackendInfo, BatchToken, ChatMessage, LayerStates, OnRow, PromptFormat, SeqId,
+    Token,
 };
 pub use capacity::{Capacity, WorkerOptions};
 pub use engine::{Branch, Engine, Session};
-pub use error::{EngineError, Result};
+pub use error::{EngineError, ErrorSource, Result};
 pub use generation::{Finish, GenSpec};
 pub use sampling::SamplingParams;
 pub use stats::{Budget, Stats};

@@ -5,7 +5,7 @@
 use crate::backend::{
     raw, Backend, BackendInfo, BatchToken, ChatMessage, OnRow, PromptFormat, SeqId, Token,
 };
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, ErrorSource, Result};
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend as Ggml;
@@ -17,7 +17,7 @@ use llama_cpp_2::DecodeError;
 use std::io::Read;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Held around every llama.cpp decode in this process. Each context computes with all
 /// cores and ggml's threads spin at their barriers, so two contexts decoding at once (a
@@ -59,16 +59,19 @@ impl LlamaConfig {
 }
 
 fn ggml() -> Result<&'static Ggml> {
-    static GGML: OnceLock<std::result::Result<Ggml, String>> = OnceLock::new();
+    static GGML: OnceLock<std::result::Result<Ggml, ErrorSource>> = OnceLock::new();
     GGML.get_or_init(|| {
-        let mut b = Ggml::init().map_err(|e| e.to_string())?;
+        let mut b = Ggml::init().map_err(|e| Arc::new(e) as ErrorSource)?;
         if std::env::var_os("PONDER_LLAMA_LOG").is_none() {
             b.void_logs();
         }
         Ok(b)
     })
     .as_ref()
-    .map_err(|e| EngineError::Context(format!("llama backend init: {e}")))
+    .map_err(|e| EngineError::Context {
+        reason: "llama backend init".into(),
+        source: Some(e.clone()),
+    })
 }
 
 /// Check the file before llama.cpp sees it: exists, readable, GGUF magic.
@@ -76,16 +79,20 @@ pub fn check_gguf(path: &Path) -> Result<()> {
     if !path.exists() {
         return Err(EngineError::ModelNotFound(path.to_path_buf()));
     }
-    let corrupt = |reason: String| EngineError::CorruptModel {
+    let corrupt = |reason: String, source: Option<std::io::Error>| EngineError::CorruptModel {
         path: path.to_path_buf(),
         reason,
+        source: source.map(|e| Arc::new(e) as ErrorSource),
     };
-    let mut f = std::fs::File::open(path).map_err(|e| corrupt(e.to_string()))?;
+    let mut f = std::fs::File::open(path).map_err(|e| corrupt("cannot open it".into(), Some(e)))?;
     let mut magic = [0u8; 4];
     f.read_exact(&mut magic)
-        .map_err(|_| corrupt("file shorter than a GGUF header".into()))?;
+        .map_err(|e| corrupt("file shorter than a GGUF header".into(), Some(e)))?;
     if &magic != b"GGUF" {
-        return Err(corrupt(format!("no GGUF magic (starts with {magic:02x?})")));
+        return Err(corrupt(
+            format!("no GGUF magic (starts with {magic:02x?})"),
+            None,
+        ));
     }
     Ok(())
 }
@@ -123,7 +130,8 @@ impl LlamaCpp {
         let model = LlamaModel::load_from_file(ggml, &cfg.model, &mparams).map_err(|e| {
             EngineError::CorruptModel {
                 path: cfg.model.clone(),
-                reason: format!("llama.cpp could not load it ({e})"),
+                reason: "llama.cpp could not load it".into(),
+                source: Some(Arc::new(e)),
             }
         })?;
         let model = Box::new(model);
@@ -151,10 +159,10 @@ impl LlamaCpp {
                 .with_pooling_type(LlamaPoolingType::None);
         }
         let ctx = model_ref.new_context(ggml, params).map_err(|e| {
-            EngineError::Context(format!(
-                "{e}; n_ctx {} may be too large for memory",
-                cfg.n_ctx
-            ))
+            EngineError::context_from(
+                format!("n_ctx {} may be too large for memory", cfg.n_ctx),
+                e,
+            )
         })?;
         let vocab = model.vocab();
         let info = BackendInfo {
@@ -191,7 +199,7 @@ impl Backend for LlamaCpp {
 
     fn decode(&mut self, batch: &[BatchToken], on_row: &mut OnRow<'_>) -> Result<()> {
         if batch.is_empty() || batch.len() > self.info.n_batch as usize {
-            return Err(EngineError::Decode(format!(
+            return Err(EngineError::decode(format!(
                 "batch of {} tokens (n_batch {})",
                 batch.len(),
                 self.info.n_batch
@@ -204,26 +212,32 @@ impl Backend for LlamaCpp {
                 || t.token < 0
                 || t.token as u32 >= self.info.n_vocab
             {
-                return Err(EngineError::Decode(format!("bad batch entry {t:?}")));
+                return Err(EngineError::decode(format!("bad batch entry {t:?}")));
             }
             self.batch
                 .add(LlamaToken(t.token), t.pos as i32, &[t.seq], t.logits)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
+                .map_err(|e| EngineError::decode_from(format!("adding {t:?} to the batch"), e))?;
         }
         let turn = COMPUTE.lock();
         let decoded = self.ctx.decode(&mut self.batch);
         drop(turn);
         decoded.map_err(|e| match e {
-            DecodeError::NoKvCacheSlot => {
-                EngineError::Decode("no KV cache slot (context full)".into())
-            }
-            e => EngineError::Decode(e.to_string()),
+            // llama.cpp keeps no count the engine can read: the worker fills in `free`.
+            DecodeError::NoKvCacheSlot => EngineError::KvFull {
+                needed: batch.len(),
+                free: 0,
+                n_ctx: self.info.n_ctx,
+            },
+            e => EngineError::decode_from(
+                format!("llama.cpp rejected a batch of {} tokens", batch.len()),
+                e,
+            ),
         })?;
         for (i, t) in batch.iter().enumerate() {
             if t.logits {
                 let hidden = if self.info.n_embd > 0 {
                     Some(self.ctx.embeddings_ith(i as i32).map_err(|e| {
-                        EngineError::Decode(format!("hidden state of row {i}: {e:?}"))
+                        EngineError::decode_from(format!("hidden state of row {i}"), e)
                     })?)
                 } else {
                     None
@@ -240,14 +254,24 @@ impl Backend for LlamaCpp {
         }
         self.ctx
             .kv_cache_seq_cp(src, dst, Some(0), Some(len))
-            .map_err(|e| EngineError::Kv(e.to_string()))
+            .map_err(|e| {
+                EngineError::kv_from(
+                    format!("copy of {len} positions from sequence {src} to {dst}"),
+                    e,
+                )
+            })
     }
 
     fn truncate_seq(&mut self, seq: SeqId, from: u32) -> Result<()> {
         self.ctx
             .kv_cache_seq_rm(seq, Some(from), None)
             .map(|_| ())
-            .map_err(|e| EngineError::Kv(e.to_string()))
+            .map_err(|e| {
+                EngineError::kv_from(
+                    format!("removal of positions {from}.. of sequence {seq}"),
+                    e,
+                )
+            })
     }
 
     fn tokenize(&self, text: &str, special: bool, bos: bool) -> Result<Vec<Token>> {
@@ -273,27 +297,31 @@ impl Backend for LlamaCpp {
     fn apply_template(&self, format: &PromptFormat, messages: &[ChatMessage]) -> Result<String> {
         let tmpl = match format {
             PromptFormat::Raw => return Ok(raw(messages)),
-            PromptFormat::Model => self.model.chat_template(None).map_err(|_| {
-                EngineError::Template(format!(
-                    "{} has no chat template; pass a template name (e.g. chatml) or raw",
-                    self.info.name
-                ))
+            PromptFormat::Model => self.model.chat_template(None).map_err(|e| {
+                EngineError::template_from(
+                    format!(
+                        "{} has no chat template; pass a template name (e.g. chatml) or raw",
+                        self.info.name
+                    ),
+                    e,
+                )
             })?,
-            PromptFormat::Named(n) => {
-                LlamaChatTemplate::new(n).map_err(|e| EngineError::Template(e.to_string()))?
-            }
+            PromptFormat::Named(n) => LlamaChatTemplate::new(n).map_err(|e| {
+                EngineError::template_from(format!("template name {n:?} has a NUL byte"), e)
+            })?,
         };
         let msgs = messages
             .iter()
             .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| EngineError::Template(e.to_string()))?;
+            .map_err(|e| EngineError::template_from("a message has a NUL byte", e))?;
         self.model
             .apply_chat_template(&tmpl, &msgs, true)
             .map_err(|e| {
-                EngineError::Template(format!(
-                    "llama.cpp could not apply the template ({e}); try chatml or raw"
-                ))
+                EngineError::template_from(
+                    "llama.cpp could not apply the template; try chatml or raw",
+                    e,
+                )
             })
     }
 }
@@ -325,13 +353,13 @@ pub fn ceiling(
     for (i, &t) in prompt.iter().enumerate() {
         batch
             .add(LlamaToken(t), i as i32, &[0], i + 1 == prompt.len())
-            .map_err(|e| EngineError::Decode(e.to_string()))?;
+            .map_err(|e| EngineError::decode_from("adding a prompt token to the batch", e))?;
     }
     ctx.decode(&mut batch)
-        .map_err(|e| EngineError::Decode(e.to_string()))?;
+        .map_err(|e| EngineError::decode_from("prefill of the prompt", e))?;
     for s in 1..n as i32 {
         ctx.kv_cache_seq_cp(0, s, None, None)
-            .map_err(|e| EngineError::Kv(e.to_string()))?;
+            .map_err(|e| EngineError::kv_from(format!("copy of the prompt to sequence {s}"), e))?;
     }
     let mut samplers: Vec<LlamaSampler> = (0..n)
         .map(|i| {
@@ -354,12 +382,12 @@ pub fn ceiling(
             rows[s] = batch.n_tokens();
             batch
                 .add(tok, pos, &[s as i32], true)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
+                .map_err(|e| EngineError::decode_from("adding a sampled token to the batch", e))?;
         }
         // The last sampled token is not fed back (as in the engine).
         if step + 1 < tokens {
             ctx.decode(&mut batch)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
+                .map_err(|e| EngineError::decode_from(format!("generation step {step}"), e))?;
         }
     }
     std::hint::black_box(lp_sink);
@@ -471,6 +499,7 @@ impl LayerProbe {
             return Err(EngineError::CorruptModel {
                 path: model.to_path_buf(),
                 reason: "llama.cpp could not load it for the layer probe".into(),
+                source: None,
             });
         }
         let (n_layer, n_embd) = unsafe {
@@ -500,7 +529,7 @@ impl LayerProbe {
         let ctx = unsafe { sys::llama_init_from_model(m, p) };
         if ctx.is_null() {
             unsafe { sys::llama_model_free(m) };
-            return Err(EngineError::Context(format!(
+            return Err(EngineError::context(format!(
                 "layer probe context of {n_ctx} tokens could not be created"
             )));
         }
@@ -575,17 +604,17 @@ impl LayerProbe {
             rc
         };
         if rc != 0 {
-            return Err(EngineError::Decode(format!(
+            return Err(EngineError::decode(format!(
                 "layer probe decode failed ({rc})"
             )));
         }
         if let Some(e) = self.capture.error.take() {
-            return Err(EngineError::Decode(format!("layer probe: {e}")));
+            return Err(EngineError::decode(format!("layer probe: {e}")));
         }
         let layers = std::mem::take(&mut self.capture.layers);
         let want = fresh.len() * self.n_embd;
         if layers.len() != self.n_states() || layers.iter().any(|l| l.len() != want) {
-            return Err(EngineError::Decode(format!(
+            return Err(EngineError::decode(format!(
                 "layer probe captured {} of {} states (sizes {:?}, want {want} each)",
                 layers.len(),
                 self.n_states(),

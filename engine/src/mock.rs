@@ -188,7 +188,7 @@ impl MockBackend {
     fn seq(&mut self, s: SeqId) -> Result<&mut Vec<Token>> {
         self.seqs
             .get_mut(s as usize)
-            .ok_or_else(|| EngineError::Decode(format!("sequence id {s} ≥ n_seq_max")))
+            .ok_or_else(|| EngineError::decode(format!("sequence id {s} ≥ n_seq_max")))
     }
 }
 
@@ -199,7 +199,7 @@ impl Backend for MockBackend {
 
     fn decode(&mut self, batch: &[BatchToken], on_row: &mut OnRow<'_>) -> Result<()> {
         if batch.is_empty() || batch.len() > self.info.n_batch as usize {
-            return Err(EngineError::Decode(format!(
+            return Err(EngineError::decode(format!(
                 "batch of {} tokens (n_batch {})",
                 batch.len(),
                 self.info.n_batch
@@ -207,7 +207,7 @@ impl Backend for MockBackend {
         }
         for t in batch {
             if !(0..N_VOCAB as Token).contains(&t.token) {
-                return Err(EngineError::Decode(format!(
+                return Err(EngineError::decode(format!(
                     "token {} outside the vocabulary",
                     t.token
                 )));
@@ -216,7 +216,7 @@ impl Backend for MockBackend {
         for (i, t) in batch.iter().enumerate() {
             let s = self.seq(t.seq)?;
             if t.pos as usize != s.len() {
-                return Err(EngineError::Decode(format!(
+                return Err(EngineError::decode(format!(
                     "sequence {} position {} but next position is {}",
                     t.seq,
                     t.pos,
@@ -249,14 +249,14 @@ impl Backend for MockBackend {
     fn copy_seq(&mut self, src: SeqId, dst: SeqId, len: u32) -> Result<()> {
         let from = self.seq(src)?.clone();
         if (len as usize) > from.len() {
-            return Err(EngineError::Kv(format!(
+            return Err(EngineError::kv(format!(
                 "copy of {len} positions from a sequence of {}",
                 from.len()
             )));
         }
         let d = self.seq(dst)?;
         if !d.is_empty() {
-            return Err(EngineError::Kv(format!(
+            return Err(EngineError::kv(format!(
                 "copy into non-empty sequence {dst}"
             )));
         }
@@ -291,7 +291,7 @@ impl Backend for MockBackend {
         match format {
             PromptFormat::Model => Ok(chatml(messages)),
             PromptFormat::Named(n) if n == "chatml" => Ok(chatml(messages)),
-            PromptFormat::Named(n) => Err(EngineError::Template(format!(
+            PromptFormat::Named(n) => Err(EngineError::template(format!(
                 "the mock backend knows only chatml, not {n:?}"
             ))),
             PromptFormat::Raw => Ok(raw(messages)),

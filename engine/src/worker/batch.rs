@@ -85,10 +85,19 @@ impl Worker {
             }
         });
         if let Err(e) = res {
-            let msg = e.to_string();
+            // Every job in the batch gets the backend's own error (typed, source kept);
+            // a full cache is reported with the engine's count of free cells.
+            let e = match e {
+                EngineError::KvFull { needed, n_ctx, .. } => EngineError::KvFull {
+                    needed,
+                    free: self.n_ctx.saturating_sub(self.cells.used),
+                    n_ctx,
+                },
+                e => e,
+            };
             for &(ji, _) in &owners {
                 if self.jobs[ji].done.is_none() {
-                    self.jobs[ji].done = Some(Err(EngineError::Decode(msg.clone())));
+                    self.jobs[ji].done = Some(Err(e.clone()));
                 }
             }
             self.finish_jobs();
