@@ -17,6 +17,7 @@ use llama_cpp_2::DecodeError;
 use std::io::Read;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock};
 
 /// Held around every llama.cpp decode in this process. Each context computes with all
@@ -97,17 +98,59 @@ pub fn check_gguf(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A loaded model and its context. Field order matters: the context borrows the model
-/// and is dropped first.
+/// A loaded model and its context. The context borrows the model for as long as it
+/// lives: `ctx` is declared before `model`, so it is dropped first.
 pub struct LlamaCpp {
+    /// Made from `model`'s [`PinnedModel::borrow_static`]; must drop before `model`.
     ctx: LlamaContext<'static>,
     batch: LlamaBatch<'static>,
-    model: Box<LlamaModel>,
+    model: PinnedModel,
     info: BackendInfo,
 }
 
-// SAFETY: the context is `Send`; it is only used by the thread that owns this value.
-// The model it borrows lives in the same struct, on the heap, and outlives it.
+/// A `LlamaModel` at a fixed heap address, owned through the pointer `Box::into_raw`
+/// gave (not a `Box`, whose every move would assert unique access and so invalidate
+/// the context's borrow under Stacked Borrows). Moving this moves only the pointer;
+/// dropping it frees the model.
+struct PinnedModel(NonNull<LlamaModel>);
+
+// SAFETY: `PinnedModel` owns its model as a `Box<LlamaModel>` would (nothing else frees
+// it or borrows it mutably), and `LlamaModel` is `Send + Sync` (llama-cpp-2), so moving
+// the owner to another thread is as sound as moving the box; the shared borrows it hands
+// out stay with the context that lives next to it.
+unsafe impl Send for PinnedModel {}
+
+impl PinnedModel {
+    fn new(model: LlamaModel) -> Self {
+        Self(NonNull::new(Box::into_raw(Box::new(model))).expect("Box::into_raw is never null"))
+    }
+
+    /// The model, borrowed for as long as `self` lives.
+    fn get(&self) -> &LlamaModel {
+        // SAFETY: the pointer came from `Box::into_raw` and stays valid until `drop`;
+        // the model is only ever borrowed shared, so this borrow aliases nothing mutable.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The model, borrowed as `'static` for a context that must not outlive `self`.
+    ///
+    /// # Safety
+    /// Everything holding the returned borrow (the context made from it) must be dropped
+    /// before `self` is.
+    unsafe fn borrow_static(&self) -> &'static LlamaModel {
+        // SAFETY: as in `get`; the caller promises the borrow ends before `self` drops,
+        // which is when the model is freed.
+        unsafe { &*self.0.as_ptr() }
+    }
+}
+
+impl Drop for PinnedModel {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `Box::into_raw` in `new` and is freed only here,
+        // once; every borrower (the context, see `borrow_static`) is gone by now.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
 
 impl LlamaCpp {
     /// Load a GGUF model and create its context (call on the thread that will own it).
@@ -134,10 +177,7 @@ impl LlamaCpp {
                 source: Some(Arc::new(e)),
             }
         })?;
-        let model = Box::new(model);
-        // SAFETY: `model` is boxed (stable address) and stored next to the context, which
-        // is declared first and so dropped first.
-        let model_ref: &'static LlamaModel = unsafe { &*(model.as_ref() as *const LlamaModel) };
+        let model = PinnedModel::new(model);
         let threads = cfg.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get() as i32)
@@ -158,13 +198,17 @@ impl LlamaCpp {
                 .with_embeddings(true)
                 .with_pooling_type(LlamaPoolingType::None);
         }
+        // SAFETY: the context is stored with `model` in the `LlamaCpp` returned below, in
+        // the field declared before it, so it is dropped first; if it cannot be made,
+        // nothing holds the borrow when `model` drops on the way out.
+        let model_ref = unsafe { model.borrow_static() };
         let ctx = model_ref.new_context(ggml, params).map_err(|e| {
             EngineError::context_from(
                 format!("n_ctx {} may be too large for memory", cfg.n_ctx),
                 e,
             )
         })?;
-        let vocab = model.vocab();
+        let vocab = model.get().vocab();
         let info = BackendInfo {
             name: cfg
                 .model
@@ -174,11 +218,11 @@ impl LlamaCpp {
             n_ctx: ctx.n_ctx(),
             n_seq_max: cfg.n_seq_max,
             n_batch: ctx.n_batch(),
-            n_vocab: model.n_vocab() as u32,
-            n_ctx_train: model.n_ctx_train(),
+            n_vocab: model.get().n_vocab() as u32,
+            n_ctx_train: model.get().n_ctx_train(),
             add_bos: vocab.should_add_bos(),
             n_embd: if cfg.hidden_states {
-                model.n_embd_out() as u32
+                model.get().n_embd_out() as u32
             } else {
                 0
             },
@@ -277,6 +321,7 @@ impl Backend for LlamaCpp {
     fn tokenize(&self, text: &str, special: bool, bos: bool) -> Result<Vec<Token>> {
         Ok(self
             .model
+            .get()
             .vocab()
             .tokenize(text.as_bytes(), bos, special)
             .into_iter()
@@ -286,18 +331,19 @@ impl Backend for LlamaCpp {
 
     fn piece(&self, token: Token) -> Vec<u8> {
         self.model
+            .get()
             .vocab()
             .token_to_piece(LlamaToken(token), false, None)
     }
 
     fn is_eog(&self, token: Token) -> bool {
-        self.model.vocab().is_eog(LlamaToken(token))
+        self.model.get().vocab().is_eog(LlamaToken(token))
     }
 
     fn apply_template(&self, format: &PromptFormat, messages: &[ChatMessage]) -> Result<String> {
         let tmpl = match format {
             PromptFormat::Raw => return Ok(raw(messages)),
-            PromptFormat::Model => self.model.chat_template(None).map_err(|e| {
+            PromptFormat::Model => self.model.get().chat_template(None).map_err(|e| {
                 EngineError::template_from(
                     format!(
                         "{} has no chat template; pass a template name (e.g. chatml) or raw",
@@ -316,6 +362,7 @@ impl Backend for LlamaCpp {
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| EngineError::template_from("a message has a NUL byte", e))?;
         self.model
+            .get()
             .apply_chat_template(&tmpl, &msgs, true)
             .map_err(|e| {
                 EngineError::template_from(
