@@ -452,7 +452,11 @@ pub fn ceiling(
 pub struct LayerProbe {
     model: *mut llama_cpp_sys_2::llama_model,
     ctx: *mut llama_cpp_sys_2::llama_context,
-    capture: Box<Capture>,
+    /// What the graph callback fills, at the address given to llama.cpp as its user data:
+    /// from `Box::into_raw` (a `Box` moved into `Self` and used afterwards would
+    /// invalidate that pointer under Stacked Borrows); freed in `Drop` after the context.
+    /// Only borrowed while no decode runs, since the callback writes through it then.
+    capture: NonNull<Capture>,
     n_ctx: usize,
     n_layer: usize,
     n_embd: usize,
@@ -462,8 +466,8 @@ pub struct LayerProbe {
     rows: Vec<Vec<f32>>,
 }
 
-// SAFETY: the context and model are only touched through `&mut self` (one thread at a
-// time); llama.cpp contexts may move between threads.
+// SAFETY: the context, model and capture are owned by the probe alone and only touched
+// through `&mut self` (one thread at a time); llama.cpp contexts may move between threads.
 unsafe impl Send for LayerProbe {}
 
 impl std::fmt::Debug for LayerProbe {
@@ -501,8 +505,10 @@ unsafe extern "C" fn capture_tensor(
     ask: bool,
     user: *mut std::ffi::c_void,
 ) -> bool {
-    // SAFETY: llama.cpp passes a live tensor and our `Capture` as user data.
+    // SAFETY: llama.cpp passes a live tensor and, as user data, the probe's `Capture`,
+    // which nothing else borrows while the graph runs (see `LayerProbe::capture`).
     let (t, cap) = unsafe { (&*t, &mut *(user as *mut Capture)) };
+    // SAFETY: a ggml tensor's name is a NUL-terminated array inside the live tensor.
     let name = unsafe { std::ffi::CStr::from_ptr(t.name.as_ptr()) }.to_bytes();
     let slot = capture_slot(name);
     if ask {
@@ -516,13 +522,15 @@ unsafe extern "C" fn capture_tensor(
         ));
         return true;
     }
+    // SAFETY: `t` is the live tensor llama.cpp passed.
     let bytes = unsafe { llama_cpp_sys_2::ggml_nbytes(t) };
     if cap.layers.len() <= k {
         cap.layers.resize(k + 1, Vec::new());
     }
     let buf = &mut cap.layers[k];
     buf.resize(bytes / 4, 0.0);
-    // SAFETY: `buf` holds exactly `bytes` bytes.
+    // SAFETY: the tensor is f32 (checked above), so `buf` (`bytes / 4` floats) holds
+    // exactly `bytes` bytes, and `t` is live.
     unsafe {
         llama_cpp_sys_2::ggml_backend_tensor_get(t, buf.as_mut_ptr().cast(), 0, bytes);
     }
@@ -538,7 +546,8 @@ impl LayerProbe {
         ggml()?;
         let path = std::ffi::CString::new(model.to_string_lossy().as_bytes())
             .map_err(|_| crate::error::invalid("model path", "contains a NUL byte"))?;
-        // SAFETY: plain FFI calls; every pointer is checked before use and freed in Drop.
+        // SAFETY: `path` is a NUL-terminated string that outlives the call; the result is
+        // checked for null before use and freed in `Drop` (or below, on failure).
         let m = unsafe {
             sys::llama_model_load_from_file(path.as_ptr(), sys::llama_model_default_params())
         };
@@ -549,21 +558,24 @@ impl LayerProbe {
                 source: None,
             });
         }
+        // SAFETY: `m` is the non-null model just loaded.
         let (n_layer, n_embd) = unsafe {
             (
                 sys::llama_model_n_layer(m) as usize,
                 sys::llama_model_n_embd(m) as usize,
             )
         };
-        let mut capture = Box::new(Capture {
+        let capture = NonNull::new(Box::into_raw(Box::new(Capture {
             last: n_layer,
             ..Capture::default()
-        });
+        })))
+        .expect("Box::into_raw is never null");
         let threads = threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get() as i32)
                 .unwrap_or(4)
         });
+        // SAFETY: no preconditions; it returns plain data.
         let mut p = unsafe { sys::llama_context_default_params() };
         p.n_ctx = n_ctx;
         p.n_batch = n_ctx;
@@ -572,10 +584,17 @@ impl LayerProbe {
         p.n_threads = threads;
         p.n_threads_batch = threads;
         p.cb_eval = Some(capture_tensor);
-        p.cb_eval_user_data = (&mut *capture as *mut Capture).cast();
+        p.cb_eval_user_data = capture.as_ptr().cast();
+        // SAFETY: `m` is the live model loaded above; the callback's user data is the
+        // `Capture` the probe owns until after the context is freed (see `Drop`).
         let ctx = unsafe { sys::llama_init_from_model(m, p) };
         if ctx.is_null() {
-            unsafe { sys::llama_model_free(m) };
+            // SAFETY: no context was made, so nothing uses `m` or `capture`: each came
+            // from its allocator above and is freed once, here.
+            unsafe {
+                sys::llama_model_free(m);
+                drop(Box::from_raw(capture.as_ptr()));
+            }
             return Err(EngineError::context(format!(
                 "layer probe context of {n_ctx} tokens could not be created"
             )));
@@ -625,11 +644,17 @@ impl LayerProbe {
         };
         if !kept {
             k = 0;
+            // SAFETY: as above: the memory of our live context.
             unsafe { sys::llama_memory_clear(sys::llama_get_memory(self.ctx), true) };
         }
         self.cached.clear();
-        self.capture.layers.clear();
-        self.capture.error = None;
+        {
+            // SAFETY: the capture lives until `Drop`, and no decode runs now (the callback
+            // writes only inside `llama_decode` below), so this borrow is the only access.
+            let cap = unsafe { self.capture.as_mut() };
+            cap.layers.clear();
+            cap.error = None;
+        }
         let fresh = &tokens[k..];
         // SAFETY: the batch is allocated for the fresh tokens, one sequence id each; every
         // token is an output, so the last layer keeps all rows (llama.cpp drops non-output
@@ -655,10 +680,12 @@ impl LayerProbe {
                 "layer probe decode failed ({rc})"
             )));
         }
-        if let Some(e) = self.capture.error.take() {
+        // SAFETY: as above: the decode has returned, so the callback is done writing.
+        let cap = unsafe { self.capture.as_mut() };
+        if let Some(e) = cap.error.take() {
             return Err(EngineError::decode(format!("layer probe: {e}")));
         }
-        let layers = std::mem::take(&mut self.capture.layers);
+        let layers = std::mem::take(&mut cap.layers);
         let want = fresh.len() * self.n_embd;
         if layers.len() != self.n_states() || layers.iter().any(|l| l.len() != want) {
             return Err(EngineError::decode(format!(
@@ -680,10 +707,13 @@ impl LayerProbe {
 
 impl Drop for LayerProbe {
     fn drop(&mut self) {
-        // SAFETY: created in `load`, freed once, context before model.
+        // SAFETY: all three were created in `load` and are freed once, here: the context
+        // first (its graph callback writes to the capture, and it uses the model), then
+        // the model, then the capture (from `Box::into_raw`).
         unsafe {
             llama_cpp_sys_2::llama_free(self.ctx);
             llama_cpp_sys_2::llama_model_free(self.model);
+            drop(Box::from_raw(self.capture.as_ptr()));
         }
     }
 }
