@@ -12,6 +12,7 @@ pub struct Capacity {
     pub used: usize,
     /// Cells promised to running work (prompts, appends, generation up to its cap).
     pub reserved: usize,
+    /// Sequence ids in all.
     pub n_seq_max: usize,
     /// Sequence ids free now.
     pub free_seqs: usize,

@@ -242,6 +242,7 @@ pub struct Session {
 }
 
 impl Session {
+    /// The engine this session's branches live on.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -31,6 +31,7 @@ impl Finish {
 /// What to generate in one `extend`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GenSpec {
+    /// How each token is drawn.
     pub sampling: SamplingParams,
     /// Most tokens to sample in this call (≥ 1).
     pub max_tokens: usize,
@@ -47,6 +48,8 @@ pub struct GenSpec {
 }
 
 impl GenSpec {
+    /// Sample up to `max_tokens` tokens with `sampling`, ending at end-of-generation; no
+    /// stop strings, no hidden states.
     pub fn new(sampling: SamplingParams, max_tokens: usize) -> Self {
         Self {
             sampling,
@@ -56,10 +59,13 @@ impl GenSpec {
             hidden: false,
         }
     }
+    /// The same spec, stopping at any of `stop` (replacing its stop strings).
     pub fn with_stop(mut self, stop: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.stop = stop.into_iter().map(Into::into).collect();
         self
     }
+    /// Check ranges (`max_tokens` ≥ 1, no empty stop string, the sampling settings);
+    /// errors name the parameter.
     pub fn validate(&self) -> Result<()> {
         if self.max_tokens == 0 {
             return Err(crate::error::invalid("max_tokens", "0 (must be ≥ 1)"));

@@ -29,6 +29,7 @@ static COMPUTE: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 /// Settings for loading a GGUF model into a context.
 #[derive(Clone, Debug)]
 pub struct LlamaConfig {
+    /// Path of the GGUF file.
     pub model: PathBuf,
     /// KV cells shared by all sequences (prompt once + every branch's own tokens).
     pub n_ctx: u32,
@@ -46,6 +47,8 @@ pub struct LlamaConfig {
 }
 
 impl LlamaConfig {
+    /// Settings for `model`: 8192 KV cells, 64 sequences, batches of 512 tokens, all
+    /// cores, no GPU layers, no hidden states.
     pub fn new(model: impl Into<PathBuf>) -> Self {
         Self {
             model: model.into(),
@@ -376,7 +379,9 @@ impl Backend for LlamaCpp {
 /// Measurements of [`ceiling`]: a plain llama-cpp-2 loop, no engine.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CeilingRun {
+    /// Tokens sampled, over all sequences.
     pub generated_tokens: u64,
+    /// Wall seconds from the first generation step to the last (the prompt excluded).
     pub decode_secs: f64,
 }
 
@@ -616,6 +621,7 @@ impl LayerProbe {
         self.n_layer + 1
     }
 
+    /// Width of one hidden vector (floats per token per state).
     pub fn n_embd(&self) -> usize {
         self.n_embd
     }

@@ -16,6 +16,8 @@ const N_VOCAB: usize = 257;
 
 /// Produces a logits row for the next token given a sequence's whole context.
 pub trait MockModel: Send + Sync {
+    /// Write the next-token logits after `context` (all of a sequence's tokens) into
+    /// `out`, one entry per vocabulary token (257: bytes, then [`MOCK_EOG`]).
     fn logits(&self, context: &[Token], out: &mut [f32]);
 }
 
@@ -56,11 +58,14 @@ impl MockModel for HashModel {
 /// behaviour for strategy tests.
 #[derive(Clone, Debug)]
 pub struct ChoiceModel {
+    /// Where the completion starts (after its last occurrence in the context).
     pub marker: String,
+    /// Each possible completion and its weight (> 0; relative, need not sum to 1).
     pub choices: Vec<(String, f32)>,
 }
 
 impl ChoiceModel {
+    /// Weighted completions after a ChatML assistant turn (`<|im_start|>assistant\n`).
     pub fn new(choices: &[(&str, f32)]) -> Self {
         Self {
             marker: "<|im_start|>assistant\n".into(),
@@ -106,9 +111,13 @@ impl MockModel for ChoiceModel {
 /// Counters the mock keeps, readable from tests while the engine runs.
 #[derive(Debug, Default)]
 pub struct MockCounters {
+    /// `decode` calls that succeeded.
     pub decode_calls: AtomicU64,
+    /// Tokens those calls decoded.
     pub tokens: AtomicU64,
+    /// The largest batch decoded, in tokens.
     pub max_batch: AtomicU64,
+    /// Sequences holding tokens now.
     pub live_seqs: AtomicU64,
     /// The most sequences ever holding tokens at once.
     pub peak_seqs: AtomicU64,
@@ -124,10 +133,16 @@ impl MockCounters {
 /// Mock backend settings.
 #[derive(Clone)]
 pub struct MockConfig {
+    /// KV cells the backend reports (default 8192); the engine's accounting enforces
+    /// it, the mock keeps no cache limit of its own.
     pub n_ctx: u32,
+    /// Sequence ids (default 64).
     pub n_seq_max: u32,
+    /// Most tokens per decode (default 512).
     pub n_batch: u32,
+    /// What produces the logits (default [`HashModel`]).
     pub model: Arc<dyn MockModel>,
+    /// Where the backend counts its work (share it to read it from a test).
     pub counters: Arc<MockCounters>,
     /// Width of the mock's hidden states (0: none). The hidden state at a position is
     /// the one-hot vector of its token modulo the width, so the mean over a text is a
@@ -165,6 +180,7 @@ impl MockBackend {
         self.counters.peak_seqs.fetch_max(n, Relaxed);
     }
 
+    /// A mock backend with `cfg`'s sizes, model and counters.
     pub fn new(cfg: MockConfig) -> Self {
         Self {
             info: BackendInfo {

@@ -113,10 +113,12 @@ impl<'a> Sample<'a> {
             certainty: &[],
         }
     }
+    /// The same sample with the policy's per-token log-probabilities.
     pub fn with_logprobs(mut self, logprobs: &'a [f32]) -> Self {
         self.logprobs = logprobs;
         self
     }
+    /// The same sample with the policy's per-token self-certainty.
     pub fn with_certainty(mut self, certainty: &'a [f32]) -> Self {
         self.certainty = certainty;
         self

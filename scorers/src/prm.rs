@@ -16,6 +16,7 @@ pub const PRM_PRESETS: &[&str] = &["judge", "math-shepherd", "rlhflow"];
 /// How a PRM reads a solution: templates and the two read-out tokens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrmPreset {
+    /// The preset's name (the scorer reports itself as `prm:<name>`).
     pub name: String,
     /// Text before the first step; `{question}` is replaced by the question.
     pub prefix: String,
@@ -28,6 +29,7 @@ pub struct PrmPreset {
     pub after: String,
     /// The token whose probability (against `bad`) is the step's score.
     pub good: String,
+    /// The token that says the step is wrong.
     pub bad: String,
 }
 
@@ -176,13 +178,16 @@ impl Prm {
             delimiter: "\n\n".into(),
         })
     }
+    /// The same scorer, aggregating step scores with `a`.
     pub fn with_aggregate(mut self, a: Aggregate) -> Self {
         self.aggregate = a;
         self
     }
+    /// The preset it reads steps with.
     pub fn preset(&self) -> &PrmPreset {
         &self.preset
     }
+    /// The engine holding the PRM's model.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
