@@ -18,9 +18,13 @@ pub type OnRow<'a> = dyn FnMut(usize, &[f32], Option<&[f32]>) + 'a;
 /// One token of a batch: which sequence, at which position, and whether its logits are wanted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchToken {
+    /// The sequence this token extends.
     pub seq: SeqId,
+    /// Its position in that sequence (0-based: the sequence's length before it).
     pub pos: u32,
+    /// The token.
     pub token: Token,
+    /// Whether `decode` should report the logits (and hidden state) after this token.
     pub logits: bool,
 }
 
@@ -49,7 +53,10 @@ pub struct BackendInfo {
 /// Every layer's hidden states for a token sequence (ST-BoN's chain of embedding):
 /// index 0 the embedding output, then one per layer, each row-major `[token][dim]`.
 pub trait LayerStates: Send + Sync + std::fmt::Debug {
+    /// Each state's hidden vectors for `tokens` read from position 0: one `Vec` per
+    /// state (embedding output first, then each layer), `tokens.len() × n_embd()` floats.
     fn layer_states(&self, tokens: &[Token]) -> Result<Vec<Vec<f32>>>;
+    /// Width of one hidden vector (floats per token per state).
     fn n_embd(&self) -> usize;
 }
 
@@ -79,11 +86,14 @@ impl std::str::FromStr for PromptFormat {
 /// One chat message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
+    /// Who speaks: "system", "user" or "assistant".
     pub role: String,
+    /// What they say.
     pub content: String,
 }
 
 impl ChatMessage {
+    /// A message from `role` saying `content`.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
         Self {
             role: role.into(),

@@ -2,13 +2,13 @@
 //! seeds and stats) and [`Branch`] (one KV sequence and its text).
 
 use crate::backend::{Backend, BackendInfo, ChatMessage, PromptFormat, SeqId, Token};
+use crate::capacity::{Capacity, WorkerOptions};
 use crate::error::{EngineError, Result};
+use crate::generation::{Finish, GenSpec};
 use crate::sampling::derive_seed;
 use crate::stats::{Budget, Counters, Stats};
-use crate::worker::{
-    AppendItem, Capacity, Chunk, Cmd, ExtendItem, Finish, GenSpec, SessionShared, Worker,
-    WorkerOptions,
-};
+use crate::worker::protocol::{AppendItem, Chunk, Cmd, ExtendItem, SessionShared};
+use crate::worker::Worker;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::Mutex;
 use rand::SeedableRng;
@@ -73,7 +73,7 @@ impl Engine {
                     Worker::new(backend, opts, worker_totals).run(rx);
                 }
             })
-            .map_err(|e| EngineError::Context(format!("cannot start the worker thread: {e}")))?;
+            .map_err(|e| EngineError::context_from("cannot start the worker thread", e))?;
         let info = init_rx.recv().map_err(|_| EngineError::Stopped)??;
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -242,6 +242,7 @@ pub struct Session {
 }
 
 impl Session {
+    /// The engine this session's branches live on.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -32,8 +32,10 @@
 //! ```
 
 mod backend;
+mod capacity;
 mod engine;
 mod error;
+mod generation;
 #[cfg(feature = "llama")]
 pub mod llama;
 pub mod mock;
@@ -43,14 +45,16 @@ mod stats;
 mod worker;
 
 pub use backend::{
-    chatml, Backend, BackendInfo, BatchToken, ChatMessage, LayerStates, PromptFormat, SeqId, Token,
+    chatml, Backend, BackendInfo, BatchToken, ChatMessage, LayerStates, OnRow, PromptFormat, SeqId,
+    Token,
 };
+pub use capacity::{Capacity, WorkerOptions};
 pub use engine::{Branch, Engine, Session};
-pub use error::{EngineError, Result};
+pub use error::{EngineError, ErrorSource, Result};
+pub use generation::{Finish, GenSpec};
 pub use sampling::SamplingParams;
 pub use sizing::Workload;
 pub use stats::{Budget, Stats};
-pub use worker::{Capacity, Finish, GenSpec, WorkerOptions};
 
 #[cfg(feature = "llama")]
 impl Engine {

@@ -16,6 +16,8 @@ const N_VOCAB: usize = 257;
 
 /// Produces a logits row for the next token given a sequence's whole context.
 pub trait MockModel: Send + Sync {
+    /// Write the next-token logits after `context` (all of a sequence's tokens) into
+    /// `out`, one entry per vocabulary token (257: bytes, then [`MOCK_EOG`]).
     fn logits(&self, context: &[Token], out: &mut [f32]);
 }
 
@@ -56,11 +58,14 @@ impl MockModel for HashModel {
 /// behaviour for strategy tests.
 #[derive(Clone, Debug)]
 pub struct ChoiceModel {
+    /// Where the completion starts (after its last occurrence in the context).
     pub marker: String,
+    /// Each possible completion and its weight (> 0; relative, need not sum to 1).
     pub choices: Vec<(String, f32)>,
 }
 
 impl ChoiceModel {
+    /// Weighted completions after a ChatML assistant turn (`<|im_start|>assistant\n`).
     pub fn new(choices: &[(&str, f32)]) -> Self {
         Self {
             marker: "<|im_start|>assistant\n".into(),
@@ -106,9 +111,13 @@ impl MockModel for ChoiceModel {
 /// Counters the mock keeps, readable from tests while the engine runs.
 #[derive(Debug, Default)]
 pub struct MockCounters {
+    /// `decode` calls that succeeded.
     pub decode_calls: AtomicU64,
+    /// Tokens those calls decoded.
     pub tokens: AtomicU64,
+    /// The largest batch decoded, in tokens.
     pub max_batch: AtomicU64,
+    /// Sequences holding tokens now.
     pub live_seqs: AtomicU64,
     /// The most sequences ever holding tokens at once.
     pub peak_seqs: AtomicU64,
@@ -124,10 +133,16 @@ impl MockCounters {
 /// Mock backend settings.
 #[derive(Clone)]
 pub struct MockConfig {
+    /// KV cells the backend reports (default 8192); the engine's accounting enforces
+    /// it, the mock keeps no cache limit of its own.
     pub n_ctx: u32,
+    /// Sequence ids (default 64).
     pub n_seq_max: u32,
+    /// Most tokens per decode (default 512).
     pub n_batch: u32,
+    /// What produces the logits (default [`HashModel`]).
     pub model: Arc<dyn MockModel>,
+    /// Where the backend counts its work (share it to read it from a test).
     pub counters: Arc<MockCounters>,
     /// Width of the mock's hidden states (0: none). The hidden state at a position is
     /// the one-hot vector of its token modulo the width, so the mean over a text is a
@@ -165,6 +180,7 @@ impl MockBackend {
         self.counters.peak_seqs.fetch_max(n, Relaxed);
     }
 
+    /// A mock backend with `cfg`'s sizes, model and counters.
     pub fn new(cfg: MockConfig) -> Self {
         Self {
             info: BackendInfo {
@@ -188,7 +204,7 @@ impl MockBackend {
     fn seq(&mut self, s: SeqId) -> Result<&mut Vec<Token>> {
         self.seqs
             .get_mut(s as usize)
-            .ok_or_else(|| EngineError::Decode(format!("sequence id {s} ≥ n_seq_max")))
+            .ok_or_else(|| EngineError::decode(format!("sequence id {s} ≥ n_seq_max")))
     }
 }
 
@@ -199,7 +215,7 @@ impl Backend for MockBackend {
 
     fn decode(&mut self, batch: &[BatchToken], on_row: &mut OnRow<'_>) -> Result<()> {
         if batch.is_empty() || batch.len() > self.info.n_batch as usize {
-            return Err(EngineError::Decode(format!(
+            return Err(EngineError::decode(format!(
                 "batch of {} tokens (n_batch {})",
                 batch.len(),
                 self.info.n_batch
@@ -207,7 +223,7 @@ impl Backend for MockBackend {
         }
         for t in batch {
             if !(0..N_VOCAB as Token).contains(&t.token) {
-                return Err(EngineError::Decode(format!(
+                return Err(EngineError::decode(format!(
                     "token {} outside the vocabulary",
                     t.token
                 )));
@@ -216,7 +232,7 @@ impl Backend for MockBackend {
         for (i, t) in batch.iter().enumerate() {
             let s = self.seq(t.seq)?;
             if t.pos as usize != s.len() {
-                return Err(EngineError::Decode(format!(
+                return Err(EngineError::decode(format!(
                     "sequence {} position {} but next position is {}",
                     t.seq,
                     t.pos,
@@ -249,14 +265,14 @@ impl Backend for MockBackend {
     fn copy_seq(&mut self, src: SeqId, dst: SeqId, len: u32) -> Result<()> {
         let from = self.seq(src)?.clone();
         if (len as usize) > from.len() {
-            return Err(EngineError::Kv(format!(
+            return Err(EngineError::kv(format!(
                 "copy of {len} positions from a sequence of {}",
                 from.len()
             )));
         }
         let d = self.seq(dst)?;
         if !d.is_empty() {
-            return Err(EngineError::Kv(format!(
+            return Err(EngineError::kv(format!(
                 "copy into non-empty sequence {dst}"
             )));
         }
@@ -291,7 +307,7 @@ impl Backend for MockBackend {
         match format {
             PromptFormat::Model => Ok(chatml(messages)),
             PromptFormat::Named(n) if n == "chatml" => Ok(chatml(messages)),
-            PromptFormat::Named(n) => Err(EngineError::Template(format!(
+            PromptFormat::Named(n) => Err(EngineError::template(format!(
                 "the mock backend knows only chatml, not {n:?}"
             ))),
             PromptFormat::Raw => Ok(raw(messages)),

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamplingParams {
-    /// Softmax temperature (0 = greedy: the most likely token, first on ties).
+    /// Softmax temperature (≥ 0; 0 is greedy: the most likely token, first on ties; 1 the
+    /// model's own distribution).
     pub temperature: f32,
     /// Keep the `top_k` most likely tokens (0 = off).
     pub top_k: usize,
@@ -44,6 +45,7 @@ impl SamplingParams {
             ..Self::default()
         }
     }
+    /// Whether this is greedy decoding (`temperature <= 0`).
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0
     }
@@ -93,7 +95,9 @@ pub struct Scratch {
 /// self-certainty at that position.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sampled {
+    /// The token drawn.
     pub token: Token,
+    /// Its natural-log probability under the raw model (temperature 1, no truncation).
     pub logprob: f32,
     /// KL(uniform ‖ p) of the next-token distribution, in nats: 0 when the model is
     /// uniformly unsure, large when it is peaked (Kang et al. 2025, "self-certainty").

@@ -17,19 +17,23 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// No limit: no token cap, no deadline, no cancel flag.
     pub fn unlimited() -> Self {
         Self::default()
     }
+    /// At most `n` generated tokens over all the problem's branches.
     pub fn tokens(n: u64) -> Self {
         Self {
             max_new_tokens: Some(n),
             ..Self::default()
         }
     }
+    /// The same budget with a deadline `d` from now.
     pub fn with_timeout(mut self, d: Duration) -> Self {
         self.deadline = Some(Instant::now() + d);
         self
     }
+    /// The same budget, cancelled once `flag` is set.
     pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Self {
         self.cancel = Some(flag);
         self

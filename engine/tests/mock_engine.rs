@@ -346,3 +346,79 @@ fn text_after_a_token_count_decodes_only_the_rest() {
     // Cutting inside the character yields replacement text, never a panic.
     assert_eq!(b.text_after(3).chars().last(), Some('c'));
 }
+
+/// The mock, except that its KV cache "fills up" after `ok` decode calls, as llama.cpp
+/// reports when it finds no slot for a batch.
+struct FillsUp {
+    inner: ponder_engine::mock::MockBackend,
+    ok: usize,
+}
+
+impl ponder_engine::Backend for FillsUp {
+    fn info(&self) -> &ponder_engine::BackendInfo {
+        self.inner.info()
+    }
+    fn decode(
+        &mut self,
+        batch: &[ponder_engine::BatchToken],
+        on_row: &mut ponder_engine::OnRow<'_>,
+    ) -> ponder_engine::Result<()> {
+        if self.ok == 0 {
+            return Err(EngineError::KvFull {
+                needed: batch.len(),
+                free: 0,
+                n_ctx: self.inner.info().n_ctx,
+            });
+        }
+        self.ok -= 1;
+        self.inner.decode(batch, on_row)
+    }
+    fn copy_seq(&mut self, src: i32, dst: i32, len: u32) -> ponder_engine::Result<()> {
+        self.inner.copy_seq(src, dst, len)
+    }
+    fn truncate_seq(&mut self, seq: i32, from: u32) -> ponder_engine::Result<()> {
+        self.inner.truncate_seq(seq, from)
+    }
+    fn tokenize(&self, text: &str, special: bool, bos: bool) -> ponder_engine::Result<Vec<i32>> {
+        self.inner.tokenize(text, special, bos)
+    }
+    fn piece(&self, token: i32) -> Vec<u8> {
+        self.inner.piece(token)
+    }
+    fn is_eog(&self, token: i32) -> bool {
+        self.inner.is_eog(token)
+    }
+    fn apply_template(
+        &self,
+        format: &ponder_engine::PromptFormat,
+        messages: &[ponder_engine::ChatMessage],
+    ) -> ponder_engine::Result<String> {
+        self.inner.apply_template(format, messages)
+    }
+}
+
+#[test]
+fn a_full_backend_cache_reaches_every_branch_as_kv_full() {
+    let backend = FillsUp {
+        inner: ponder_engine::mock::MockBackend::new(MockConfig::default()),
+        ok: 1, // the prefill
+    };
+    let engine = Engine::new(Box::new(backend)).unwrap();
+    let s = engine.session(0, 0, Budget::unlimited());
+    let root = s.prefill(PROMPT).unwrap();
+    let mut kids = root.fork(3).unwrap();
+    let e = s.extend(kids.iter_mut(), &spec(0.8, 8)).unwrap_err();
+    // One sampled token per branch in the failed batch; the prompt's cells are held once.
+    match e {
+        EngineError::KvFull {
+            needed: 3,
+            free,
+            n_ctx: 8192,
+        } => assert_eq!(free, 8192 - PROMPT.len()),
+        other => panic!("{other:?}"),
+    }
+    // The branches are still usable handles: releasing them frees every sequence.
+    drop(kids);
+    drop(root);
+    assert_eq!(engine.capacity().unwrap().free_seqs, 64);
+}

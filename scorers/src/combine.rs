@@ -14,6 +14,7 @@ pub struct Weighted {
 }
 
 impl Weighted {
+    /// No parts yet (scoring fails until one is added).
     pub fn new() -> Self {
         Self::default()
     }
@@ -22,6 +23,7 @@ impl Weighted {
         self.add(weight, Arc::new(scorer));
         self
     }
+    /// Add a shared part with its weight.
     pub fn add(&mut self, weight: f64, scorer: Arc<dyn Scorer>) {
         if !self.name.is_empty() {
             self.name.push('+');

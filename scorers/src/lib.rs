@@ -36,6 +36,8 @@ pub use prm::{Prm, PrmPreset, PRM_PRESETS};
 pub use track::{StepItem, Track, TrackState};
 pub use verifier::{ArithmeticVerifier, Check};
 
+use ponder_engine::EngineError;
+
 /// The steps of a solution: text split on `delimiter`, blank pieces dropped.
 pub fn split_steps<'a>(text: &'a str, delimiter: &str) -> Vec<&'a str> {
     text.split(delimiter)
@@ -111,10 +113,12 @@ impl<'a> Sample<'a> {
             certainty: &[],
         }
     }
+    /// The same sample with the policy's per-token log-probabilities.
     pub fn with_logprobs(mut self, logprobs: &'a [f32]) -> Self {
         self.logprobs = logprobs;
         self
     }
+    /// The same sample with the policy's per-token self-certainty.
     pub fn with_certainty(mut self, certainty: &'a [f32]) -> Self {
         self.certainty = certainty;
         self
@@ -125,19 +129,40 @@ impl<'a> Sample<'a> {
 #[derive(Debug, thiserror::Error)]
 #[error("scorer {scorer}: {message}")]
 pub struct ScoreError {
+    /// The scorer's name (as [`Scorer::name`] gives it, or its family, e.g. "prm").
     pub scorer: String,
+    /// What failed.
     pub message: String,
     /// Which item of a batch failed, when the scorer knows.
     pub item: Option<usize>,
+    /// The engine error behind this failure, when an engine call caused it (boxed: most
+    /// failures have none, and it keeps the error small).
+    #[source]
+    pub source: Option<Box<EngineError>>,
 }
 
 impl ScoreError {
+    /// A failure of `scorer` with no underlying error.
     pub fn new(scorer: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             scorer: scorer.into(),
             message: message.into(),
             item: None,
+            source: None,
         }
+    }
+    /// A failure of `scorer` caused by an engine call (kept typed, not flattened into
+    /// `message`, which says what the scorer was doing).
+    pub fn engine(scorer: impl Into<String>, message: impl Into<String>, e: EngineError) -> Self {
+        Self {
+            source: Some(Box::new(e)),
+            ..Self::new(scorer, message)
+        }
+    }
+    /// The engine error behind this failure, if an engine call caused it (e.g. to
+    /// match [`EngineError::KvCapacity`]).
+    pub fn engine_error(&self) -> Option<&EngineError> {
+        self.source.as_deref()
     }
     /// The same error, attributed to batch item `i`.
     pub fn at(mut self, i: usize) -> Self {

@@ -7,7 +7,7 @@
 //! when dropped, so scoring a step costs that step's tokens, not the whole solution's.
 
 use crate::{split_steps, Aggregate, Sample, ScoreError, Scorer, StepItem, Track, TrackState};
-use ponder_engine::{Branch, Budget, Engine, Stats, Token};
+use ponder_engine::{Branch, Budget, Engine, EngineError, Stats, Token};
 use serde::{Deserialize, Serialize};
 
 /// Names accepted by [`PrmPreset::by_name`].
@@ -16,6 +16,7 @@ pub const PRM_PRESETS: &[&str] = &["judge", "math-shepherd", "rlhflow"];
 /// How a PRM reads a solution: templates and the two read-out tokens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrmPreset {
+    /// The preset's name (the scorer reports itself as `prm:<name>`).
     pub name: String,
     /// Text before the first step; `{question}` is replaced by the question.
     pub prefix: String,
@@ -28,6 +29,7 @@ pub struct PrmPreset {
     pub after: String,
     /// The token whose probability (against `bad`) is the step's score.
     pub good: String,
+    /// The token that says the step is wrong.
     pub bad: String,
 }
 
@@ -149,9 +151,9 @@ impl Prm {
         preset.validate()?;
         let name = format!("prm:{}", preset.name);
         let one = |word: &str| -> Result<Token, ScoreError> {
-            let toks = engine
-                .tokenize(word, false, false)
-                .map_err(|e| ScoreError::new(&name, e.to_string()))?;
+            let toks = engine.tokenize(word, false, false).map_err(|e| {
+                ScoreError::engine(&name, format!("tokenizing the read-out {word:?}"), e)
+            })?;
             match toks[..] {
                 [t] => Ok(t),
                 _ => Err(ScoreError::new(
@@ -176,18 +178,22 @@ impl Prm {
             delimiter: "\n\n".into(),
         })
     }
+    /// The same scorer, aggregating step scores with `a`.
     pub fn with_aggregate(mut self, a: Aggregate) -> Self {
         self.aggregate = a;
         self
     }
+    /// The preset it reads steps with.
     pub fn preset(&self) -> &PrmPreset {
         &self.preset
     }
+    /// The engine holding the PRM's model.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
-    fn err(&self, e: impl std::fmt::Display) -> ScoreError {
-        ScoreError::new(&self.name, e.to_string())
+    /// A failure of this scorer while `doing` something with its engine.
+    fn err(&self, doing: &str, e: EngineError) -> ScoreError {
+        ScoreError::engine(&self.name, doing, e)
     }
 }
 
@@ -202,7 +208,7 @@ impl TrackState for PrmTrack {
         let branch = self
             .branch
             .fork(1)
-            .map_err(|e| ScoreError::new("prm", e.to_string()))?
+            .map_err(|e| ScoreError::engine("prm", "forking a track", e))?
             .pop()
             .expect("one fork");
         Ok(Box::new(PrmTrack {
@@ -266,7 +272,9 @@ impl Scorer for Prm {
     fn track(&self, question: &str) -> Result<Track, ScoreError> {
         let session = self.engine.session(0, 0, Budget::unlimited());
         let prefix = self.preset.prefix.replace("{question}", question);
-        let branch = session.prefill(&prefix).map_err(|e| self.err(e))?;
+        let branch = session
+            .prefill(&prefix)
+            .map_err(|e| self.err("prefilling the question", e))?;
         Ok(Track::with_state(Box::new(PrmTrack {
             branch,
             verdict: None,
@@ -279,7 +287,7 @@ impl Scorer for Prm {
             let st = it
                 .track
                 .state_mut::<PrmTrack>()
-                .ok_or_else(|| self.err("a track not started by this scorer"))?;
+                .ok_or_else(|| ScoreError::new(&self.name, "a track not started by this scorer"))?;
             let mut text = match st.verdict {
                 None => String::new(),
                 Some(v) => {
@@ -295,7 +303,7 @@ impl Scorer for Prm {
             let tokens = self
                 .engine
                 .tokenize(&text, true, false)
-                .map_err(|e| self.err(e))?;
+                .map_err(|e| self.err("tokenizing a step", e))?;
             feeds.push(tokens);
         }
         // One batch: every node's new step at once.
@@ -305,13 +313,13 @@ impl Scorer for Prm {
             .collect();
         self.engine
             .append_all(states.iter_mut().map(|s| &mut s.branch).zip(feeds), false)
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err("reading the new steps", e))?;
         let mut probs = Vec::with_capacity(states.len());
         for st in states.iter_mut() {
             let lp = st
                 .branch
                 .next_logprobs(&[self.good, self.bad])
-                .map_err(|e| self.err(e))?;
+                .map_err(|e| self.err("reading the verdict", e))?;
             // P(good) renormalised over the two read-out tokens.
             let p = 1.0 / (1.0 + ((lp[1] - lp[0]) as f64).exp());
             st.verdict = Some(p >= 0.5);
@@ -436,6 +444,26 @@ mod tests {
         let err = PrmPreset::load("nope").unwrap_err().to_string();
         assert!(err.contains("judge, math-shepherd, rlhflow"), "{err}");
         assert_eq!(PrmPreset::load("judge").unwrap(), PrmPreset::judge());
+    }
+
+    #[test]
+    fn engine_errors_stay_typed_behind_the_scorer() {
+        let prm = Prm::new(prm_engine(), preset()).unwrap();
+        // The mock holds 8192 cells: a longer question cannot be prefilled.
+        let err = prm.track(&"x".repeat(9000)).unwrap_err();
+        assert!(
+            matches!(
+                err.engine_error(),
+                Some(EngineError::PromptTooLong { n_ctx: 8192, .. })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "scorer prm:test: prefilling the question");
+        let cause = std::error::Error::source(&err).expect("the engine error");
+        assert!(
+            cause.to_string().starts_with("prompt is 9004 tokens long"),
+            "{cause}"
+        );
     }
 
     #[test]

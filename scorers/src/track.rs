@@ -18,6 +18,7 @@ pub trait TrackState: Send + Any {
     fn stats(&self) -> Option<Stats> {
         None
     }
+    /// `self` as `Any`, so [`Track::state_mut`] can hand a scorer back its own type.
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
@@ -76,8 +77,10 @@ impl Track {
 
 /// One node to score: its track, its newest step, and its whole text so far.
 pub struct StepItem<'a> {
+    /// The node's track; scoring records the step's score on it.
     pub track: &'a mut Track,
     /// The step just generated (also the end of `sample.text`).
     pub step: &'a str,
+    /// The node's whole candidate so far (question, text, per-token data).
     pub sample: Sample<'a>,
 }

@@ -13,7 +13,7 @@ pub struct ArithmeticVerifier {
     pub neutral: f64,
     /// How step scores become one score (default: min — one wrong step spoils a chain).
     pub aggregate: Aggregate,
-    /// Relative tolerance for equality (default 1e-4; rounding like 3.33 for 10/3 passes at 1e-2).
+    /// Relative tolerance for equality (default 1e-2, so rounding like 3.33 for 10/3 passes).
     pub tolerance: f64,
 }
 
@@ -31,9 +31,13 @@ impl Default for ArithmeticVerifier {
 /// One equation found in a text and whether it holds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Check {
+    /// The left-hand side as written (trimmed), e.g. `12 * 3`.
     pub expr: String,
+    /// What it evaluates to.
     pub value: f64,
+    /// What the text says it equals.
     pub claimed: f64,
+    /// Whether the two agree within the verifier's relative tolerance.
     pub holds: bool,
 }
 

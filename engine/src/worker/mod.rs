@@ -1,0 +1,175 @@
+//! The worker thread: owns the backend, keeps every sequence's bookkeeping, and turns
+//! the pending work of all callers into one batch per decode step.
+//!
+//! Loop: take commands → admit waiting work that now fits → sample every generating
+//! branch whose logits are ready → gather the tokens still to be fed (one per generating
+//! branch, chunks of prompts/appended text) into one batch → decode → store logits.
+
+mod admission;
+mod batch;
+mod cells;
+mod commands;
+pub(crate) mod protocol;
+mod step;
+
+use crate::backend::{Backend, BatchToken, SeqId, Token};
+use crate::capacity::WorkerOptions;
+use crate::error::Result;
+use crate::generation::GenSpec;
+use crate::sampling::Scratch;
+use crate::stats::Counters;
+use cells::Cells;
+use crossbeam_channel::{Receiver, Sender};
+use protocol::{Chunk, Cmd, Sess};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Seq {
+    sess: Sess,
+    /// Every token of the sequence; the KV cache holds `tokens[..kv]`.
+    tokens: Vec<Token>,
+    kv: usize,
+    /// KV cell ids of `tokens[..kv]` (shared with forks).
+    cells: Vec<u32>,
+    /// Logits after `tokens[kv - 1]`; only meaningful while `kv == tokens.len()`.
+    logits: Option<Vec<f32>>,
+    /// The hidden state at `tokens[kv - 1]`, when the backend reports them.
+    hidden: Option<Vec<f32>>,
+    busy: bool,
+    release_when_idle: bool,
+}
+
+enum Reply {
+    Prefill(Sender<Result<SeqId>>),
+    Group(u64, usize),
+}
+
+enum Kind {
+    /// Feed the sequence's pending tokens; logprobs wanted for tokens from `logprob_from`.
+    Feed {
+        logprob_from: Option<usize>,
+        prompt: bool,
+    },
+    /// Sample until a stop condition.
+    Gen {
+        spec: Arc<GenSpec>,
+        rng: Box<ChaCha8Rng>,
+        max_tokens: usize,
+    },
+}
+
+struct Job {
+    seq: SeqId,
+    kind: Kind,
+    out: Chunk,
+    reply: Reply,
+    /// Cells still reserved for this job.
+    reserve: usize,
+    /// Whether this job marked its sequence busy (and so must clear it).
+    claimed: bool,
+    /// The job's outcome once it has finished (None while it runs).
+    done: Option<Result<()>>,
+}
+
+struct Group {
+    results: Vec<Option<Result<Chunk>>>,
+    remaining: usize,
+    reply: Sender<Vec<Result<Chunk>>>,
+}
+
+enum Waiting {
+    Prefill {
+        sess: Sess,
+        tokens: Vec<Token>,
+        reply: Sender<Result<SeqId>>,
+    },
+    Fork {
+        sess: Sess,
+        src: SeqId,
+        count: usize,
+        len: usize,
+        reply: Sender<Result<Vec<SeqId>>>,
+    },
+    Job(Box<Job>),
+}
+
+pub(crate) struct Worker {
+    backend: Box<dyn Backend>,
+    n_ctx: usize,
+    n_batch: usize,
+    seqs: Vec<Option<Seq>>,
+    free_ids: Vec<SeqId>,
+    cells: Cells,
+    jobs: Vec<Job>,
+    waiting: VecDeque<(Instant, Waiting)>,
+    groups: HashMap<u64, Group>,
+    next_group: u64,
+    scratch: Scratch,
+    batch: Vec<BatchToken>,
+    opts: WorkerOptions,
+    totals: Arc<Counters>,
+}
+
+impl Worker {
+    pub fn new(backend: Box<dyn Backend>, opts: WorkerOptions, totals: Arc<Counters>) -> Self {
+        let info = backend.info().clone();
+        let n = info.n_seq_max as usize;
+        Self {
+            backend,
+            n_ctx: info.n_ctx as usize,
+            n_batch: info.n_batch as usize,
+            seqs: (0..n).map(|_| None).collect(),
+            free_ids: (0..n as SeqId).rev().collect(),
+            cells: Cells::default(),
+            jobs: Vec::new(),
+            waiting: VecDeque::new(),
+            groups: HashMap::new(),
+            next_group: 0,
+            scratch: Scratch::default(),
+            batch: Vec::new(),
+            opts,
+            totals,
+        }
+    }
+
+    pub fn run(mut self, rx: Receiver<Cmd>) {
+        loop {
+            // 1. Commands: block only when there is nothing to do.
+            if self.jobs.is_empty() && self.waiting.is_empty() {
+                match rx.recv() {
+                    Ok(c) => self.command(c),
+                    Err(_) => return,
+                }
+            }
+            loop {
+                match rx.try_recv() {
+                    Ok(c) => self.command(c),
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        if self.jobs.is_empty() && self.waiting.is_empty() {
+                            return;
+                        }
+                        break;
+                    }
+                }
+            }
+            // 2. Admit waiting work.
+            self.admit();
+            // 3. Sample where logits are ready; finish jobs.
+            self.advance();
+            self.finish_jobs();
+            // 4-5. One batch, one decode.
+            if !self.decode_batch() {
+                self.expire_waiting();
+                if self.jobs.is_empty() && !self.waiting.is_empty() {
+                    // Nothing runs: wait for a release, briefly.
+                    if let Ok(c) = rx.recv_timeout(Duration::from_millis(20)) {
+                        self.command(c);
+                    }
+                }
+            }
+        }
+    }
+}
