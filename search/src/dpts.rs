@@ -6,6 +6,7 @@
 //! whose best child reaches θ_ds = λ_ds · mean reward is promoted to exploit ("deep
 //! seek"). Finished paths back up their reward; the answer is a vote over them.
 
+use crate::arena::{argmax, Arena};
 use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use crate::tree::{Node, StepUnit, Steps, Tree};
 use crate::vote::{select, Vote};
@@ -95,14 +96,9 @@ pub fn transition(mode: Mode, best: f64, theta_es: f64, theta_ds: f64) -> Transi
     }
 }
 
-struct Slot {
-    node: Option<Node>,
-    parent: Option<usize>,
-    reward: f64,
-    q: f64,
-    n: u32,
-    expanded: bool,
-}
+/// The searched tree: each node's payload is its reward (its step's score); its live
+/// branch is kept while it is unexpanded refill material or on the frontier.
+type Nodes = Arena<f64>;
 
 impl Dpts {
     pub fn validate(&self) -> Result<(), SearchError> {
@@ -162,14 +158,7 @@ impl Strategy for Dpts {
         cx.check_sequences(self.width + 1)?;
         let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
         let engine = cx.engine.clone();
-        let mut slots = vec![Slot {
-            node: Some(root),
-            parent: None,
-            reward: 0.2, // the reference's default for an unscored node
-            q: 0.0,
-            n: 0,
-            expanded: false,
-        }];
+        let mut nodes = Nodes::new(0.2, Some(root)); // the reference's default for an unscored node
         let mut frontier: Vec<(usize, Mode)> = vec![(0, Mode::Exploit)];
         let mut seen_rewards: Vec<f64> = vec![0.2];
         let mut completed: Vec<(f64, Candidate)> = Vec::new();
@@ -195,21 +184,22 @@ impl Strategy for Dpts {
             // Refill from the unexpanded nodes, best refill score first.
             if frontier.len() < paths {
                 let in_p: Vec<usize> = frontier.iter().map(|f| f.0).collect();
-                let mut pool: Vec<usize> = (0..slots.len())
+                let mut pool: Vec<usize> = (0..nodes.len())
                     .filter(|&i| {
-                        slots[i].node.is_some() && !slots[i].expanded && !in_p.contains(&i)
+                        let n = &nodes[i];
+                        n.live.is_some() && n.children.is_empty() && !in_p.contains(&i)
                     })
                     .collect();
                 let score = |i: usize| {
-                    let s = &slots[i];
-                    let pn = s.parent.map_or(0, |p| slots[p].n);
-                    self.refill_score(s.q, s.n, pn, s.reward)
+                    let n = &nodes[i];
+                    let pn = n.parent.map_or(0, |p| nodes[p].visits);
+                    self.refill_score(n.value_sum, n.visits, pn, n.data)
                 };
                 pool.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
                 pool.truncate(paths - frontier.len());
                 let k = (self.p * pool.len() as f64).ceil() as usize;
                 let mut by_reward = pool.clone();
-                by_reward.sort_by(|&a, &b| slots[b].reward.total_cmp(&slots[a].reward));
+                by_reward.sort_by(|&a, &b| nodes[b].data.total_cmp(&nodes[a].data));
                 for &i in &pool {
                     let mode = if by_reward[..k].contains(&i) {
                         Mode::Exploit
@@ -217,7 +207,7 @@ impl Strategy for Dpts {
                         Mode::Explore
                     };
                     frontier.push((i, mode));
-                    seen_rewards.push(slots[i].reward);
+                    seen_rewards.push(nodes[i].data);
                 }
             }
             if frontier.is_empty() {
@@ -226,7 +216,7 @@ impl Strategy for Dpts {
             let best_done = completed.iter().map(|c| c.0).fold(f64::MIN, f64::max);
             let best_live = frontier
                 .iter()
-                .map(|f| slots[f.0].reward)
+                .map(|f| nodes[f.0].data)
                 .fold(f64::MIN, f64::max);
             if completed.len() >= self.t_star && best_live < best_done {
                 break;
@@ -234,7 +224,7 @@ impl Strategy for Dpts {
             // One batched expansion of every path.
             let mut parents: Vec<Node> = frontier
                 .iter()
-                .map(|f| slots[f.0].node.take().expect("frontier nodes are live"))
+                .map(|f| nodes[f.0].live.take().expect("frontier nodes are live"))
                 .collect();
             tree.settle(parents.iter_mut())?;
             let mut kids: Vec<Vec<Node>> = parents
@@ -250,37 +240,24 @@ impl Strategy for Dpts {
             let (theta_es, theta_ds) = (self.lambda_es * mean, self.lambda_ds * mean);
             let mut next = Vec::new();
             for ((parent, mode), ks) in frontier.drain(..).zip(kids) {
-                slots[parent].expanded = true;
-                let mut best: Option<usize> = None;
+                let first = nodes.len();
                 for k in ks {
-                    let id = slots.len();
                     let reward = k.value;
                     truncated |= k.cut();
-                    let terminal = k.done;
-                    if terminal {
-                        completed.push((reward, tree.candidate(&k)));
+                    let done = k.done.then(|| tree.candidate(&k));
+                    let id = nodes.push(parent, reward, done.is_none().then_some(k));
+                    if let Some(c) = done {
+                        completed.push((reward, c));
                         // Back up the finished path's reward to the root.
-                        let mut at = Some(parent);
-                        while let Some(i) = at {
-                            slots[i].q += reward;
-                            slots[i].n += 1;
-                            at = slots[i].parent;
-                        }
-                    }
-                    slots.push(Slot {
-                        node: (!terminal).then_some(k),
-                        parent: Some(parent),
-                        reward,
-                        q: if terminal { reward } else { 0.0 },
-                        n: u32::from(terminal),
-                        expanded: false,
-                    });
-                    if !terminal && best.is_none_or(|b| reward > slots[b].reward) {
-                        best = Some(id);
+                        nodes.backup(id, reward);
                     }
                 }
-                let Some(b) = best else { continue }; // every child finished
-                match transition(mode, slots[b].reward, theta_es, theta_ds) {
+                // The best unfinished child (the first of equals).
+                let open = (first..nodes.len()).filter(|&i| nodes[i].live.is_some());
+                let Some(b) = argmax(open, |&i| nodes[i].data) else {
+                    continue; // every child finished
+                };
+                match transition(mode, nodes[b].data, theta_es, theta_ds) {
                     Transition::EarlyStop => {}
                     Transition::DeepSeek => next.push((b, Mode::Exploit)),
                     Transition::Continue => next.push((b, mode)),
@@ -289,15 +266,7 @@ impl Strategy for Dpts {
             frontier = next;
             // Keep the refill material within max_live sequences: drop the weakest.
             let in_p: Vec<usize> = frontier.iter().map(|f| f.0).collect();
-            let mut live: Vec<usize> = (0..slots.len())
-                .filter(|&i| slots[i].node.is_some() && !in_p.contains(&i))
-                .collect();
-            if live.len() > self.max_live {
-                live.sort_by(|&a, &b| slots[a].reward.total_cmp(&slots[b].reward));
-                for &i in &live[..live.len() - self.max_live] {
-                    slots[i].node = None;
-                }
-            }
+            nodes.prune(self.max_live, |i, _| in_p.contains(&i), |n| n.data);
             if truncated {
                 break;
             }
@@ -305,16 +274,19 @@ impl Strategy for Dpts {
         let mut candidates: Vec<Candidate> = completed.into_iter().map(|c| c.1).collect();
         if candidates.is_empty() {
             // Never nothing: the best live paths as they stand.
-            let mut live: Vec<&Slot> = slots.iter().filter(|s| s.node.is_some()).collect();
-            live.sort_by(|a, b| b.reward.total_cmp(&a.reward));
+            let mut live: Vec<(f64, &Node)> = nodes
+                .iter()
+                .filter_map(|n| n.live.as_ref().map(|l| (n.data, l)))
+                .collect();
+            live.sort_by(|a, b| b.0.total_cmp(&a.0));
             candidates = live
                 .iter()
                 .take(self.max_parallel)
-                .map(|s| tree.candidate(s.node.as_ref().expect("live")))
+                .map(|(_, n)| tree.candidate(n))
                 .collect();
             truncated = true;
         }
-        drop(slots);
+        drop(nodes);
         let chosen = select(&candidates, self.vote);
         Ok(Solution::new(self.name(), candidates, chosen, tree.stats())
             .scored(tree.scoring_ms(), tree.scorer_stats())

@@ -4,18 +4,19 @@
 //! score. The paper's win signal is a verified final answer; with no ground truth at test
 //! time it is the scorer's value of the finished text (in [0, 1]: a verifier, a PRM).
 //!
-//! A simulation runs from the chosen node to the end in one `extend` and is cut into step
-//! nodes afterwards; a node is (its trajectory's branch, a token length), and branching
-//! from it forks that branch at that length, sharing the KV prefix.
+//! A simulation grows the chosen node to the end step by step on the shared
+//! [`Tree`] (steps cut, scored and ended as in beam search, MCTS and DPTS: a scorer's
+//! track reads each new step once), and every step becomes a node. A node is (its
+//! trajectory's branch, a token length): branching from it forks that branch at that
+//! length, sharing the KV prefix, and the scorer's track reads the steps above it again.
 
-use crate::answer::extract_answer;
+use crate::arena::{argmax, Arena, Slot};
 use crate::strategy::{
     invalid, was_truncated, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy,
 };
-use crate::tree::{StepUnit, Steps};
+use crate::tree::{Node, Steps, Tree};
 use crate::vote::{select, Vote};
-use ponder_engine::{Branch, GenSpec, SamplingParams};
-use ponder_scorers::Sample;
+use ponder_engine::{Branch, SamplingParams};
 use serde::{Deserialize, Serialize};
 
 /// FastMCTS with a scorer as the win signal.
@@ -110,15 +111,15 @@ impl FastMcts {
     /// UCT with dynamic exploration: c is scaled by the child's score once it has been
     /// visited more than once. Unvisited children come first.
     pub fn uct(&self, parent_visits: u32, child: &StepNode) -> f64 {
-        if child.visits == 0 {
+        self.uct_of(parent_visits, child.visits, child.score())
+    }
+
+    fn uct_of(&self, parent_visits: u32, visits: u32, score: f64) -> f64 {
+        if visits == 0 {
             return f64::INFINITY;
         }
-        let c = if child.visits > 1 {
-            self.c * child.score()
-        } else {
-            self.c
-        };
-        child.score() + c * ((parent_visits.max(1) as f64).ln() / child.visits as f64).sqrt()
+        let c = if visits > 1 { self.c * score } else { self.c };
+        score + c * ((parent_visits.max(1) as f64).ln() / visits as f64).sqrt()
     }
 
     /// Solve and also return the tree.
@@ -129,158 +130,143 @@ impl FastMcts {
     ) -> Result<(Solution, Vec<StepNode>), SearchError> {
         self.validate()?;
         cx.check_sequences(self.sequences())?;
-        let session = cx.session(problem);
-        let root_branch = session.prefill(&cx.prompt(problem)?)?;
-        let mut nodes = vec![StepNode {
-            parent: None,
-            children: Vec::new(),
+        let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
+        let root_step = Step {
             trajectory: usize::MAX,
             len: 0,
-            visits: 0,
-            wins: 0.0,
             terminal: false,
-        }];
-        // Each simulated trajectory: its branch (kept for forking at its steps) and text.
-        let mut trajs: Vec<(Branch, Candidate)> = Vec::new();
+            read: None,
+        };
+        let mut nodes = Nodes::new(root_step, None);
+        // Each simulated trajectory's branch, kept for forking at its steps.
+        let mut trajs: Vec<Branch> = Vec::new();
         let mut candidates: Vec<Candidate> = Vec::new();
-        let spec = GenSpec::new(self.sampling, self.max_tokens);
         for _ in 0..self.trajectories {
             // Selection with the adaptive stay policy. A finished child is not walked
             // into again (at test time that would only repeat its text): the walk
             // branches from the current node instead.
             let mut cur = 0;
-            let mut path = vec![0];
             loop {
                 let n = &nodes[cur];
-                if n.children.is_empty() || self.stays(n.score()) {
+                if n.children.is_empty() || self.stays(score(n)) {
                     break;
                 }
                 let pv = n.visits;
-                let next = n
-                    .children
-                    .iter()
-                    .copied()
-                    .fold(None, |b: Option<(usize, f64)>, c| {
-                        let u = self.uct(pv, &nodes[c]);
-                        match b {
-                            Some((_, bu)) if bu >= u => b,
-                            _ => Some((c, u)),
-                        }
-                    })
-                    .map(|(c, _)| c)
-                    .expect("children");
-                if nodes[next].terminal {
+                let next = argmax(n.children.iter().copied(), |&c| {
+                    self.uct_of(pv, nodes[c].visits, score(&nodes[c]))
+                })
+                .expect("children");
+                if nodes[next].data.terminal {
                     break;
                 }
                 cur = next;
-                path.push(cur);
             }
-            // Reserve simulation: from the chosen node to the end, every step a node.
-            let (win, cand) = {
-                let mut b = if cur == 0 {
-                    root_branch.fork(1)?.pop().expect("one")
-                } else {
-                    let n = &nodes[cur];
-                    trajs[n.trajectory].0.fork_at(1, n.len)?.pop().expect("one")
-                };
-                let from = b.tokens().len();
-                let left = self.max_tokens.saturating_sub(from);
-                session.extend_capped([(&mut b, left)], &spec)?;
-                // Cut the new text into steps: a step ends with the delimiter (or every
-                // K tokens), the last one at the end.
-                let text = b.text();
-                let bounds = step_bounds(text.as_bytes(), b.piece_lens(), from, &self.steps.unit);
-                let t = trajs.len();
-                let mut parent = cur;
-                for (k, &end) in bounds.iter().enumerate() {
-                    let id = nodes.len();
-                    nodes.push(StepNode {
-                        parent: Some(parent),
-                        children: Vec::new(),
-                        trajectory: t,
-                        len: end,
-                        visits: 0,
-                        wins: 0.0,
-                        terminal: k + 1 == bounds.len(),
-                    });
-                    nodes[parent].children.push(id);
-                    path.push(id);
-                    parent = id;
-                }
-                let win = cx
-                    .scorer
-                    .score(
-                        &Sample::new(&problem.question, &text)
-                            .with_logprobs(b.logprobs())
-                            .with_certainty(b.certainty()),
-                    )
-                    .map_err(|e| crate::tree::scoring(bounds.len(), vec![b.id()], e))?
-                    .clamp(0.0, 1.0);
-                let c = Candidate {
-                    answer: extract_answer(&text),
-                    text,
-                    score: Some(win),
-                    tokens: b.tokens().len(),
-                    finish: b.finish().cloned(),
-                };
-                trajs.push((b, c.clone()));
-                (win, c)
+            // Reserve simulation: from the chosen node to the end, step by step, every
+            // step a node.
+            let mut node = if cur == 0 {
+                tree.fork(&root, 1)?.pop().expect("one")
+            } else {
+                self.resume(&tree, &root, &nodes, &trajs, cur)?
             };
-            for &i in &path {
-                nodes[i].visits += 1;
-                nodes[i].wins += win;
+            let t = trajs.len();
+            let mut at = cur;
+            loop {
+                let from = node.branch.tokens().len();
+                tree.grow(&mut [&mut node], false, None)?;
+                let len = node.branch.tokens().len();
+                if len == from && at != cur {
+                    // Nothing more came (the token cap or the budget right after a
+                    // step): the step before was the last.
+                    nodes[at].data.terminal = true;
+                    break;
+                }
+                let read = (!node.done).then(|| (node.branch.text_after(from), node.branch.text()));
+                let step = Step {
+                    trajectory: t,
+                    len,
+                    terminal: node.done,
+                    read,
+                };
+                at = nodes.push(at, step, None);
+                if node.done {
+                    break;
+                }
             }
-            candidates.push(cand);
+            // The win: the scorer's value of the finished text.
+            let win = node.value.clamp(0.0, 1.0);
+            nodes.backup(at, win);
+            let mut c = tree.candidate(&node);
+            c.score = Some(win);
+            candidates.push(c);
+            trajs.push(node.branch);
             if was_truncated(&candidates) {
                 break;
             }
         }
-        drop((trajs, root_branch));
+        let report: Vec<StepNode> = nodes
+            .iter()
+            .map(|n| StepNode {
+                parent: n.parent,
+                children: n.children.clone(),
+                trajectory: n.data.trajectory,
+                len: n.data.len,
+                visits: n.visits,
+                wins: n.value_sum,
+                terminal: n.data.terminal,
+            })
+            .collect();
+        drop((trajs, root));
         let chosen = select(&candidates, self.vote);
-        let sol = Solution::new(self.name(), candidates, chosen, session.stats());
-        Ok((sol, nodes))
+        let sol = Solution::new(self.name(), candidates, chosen, tree.stats())
+            .scored(tree.scoring_ms(), tree.scorer_stats());
+        Ok((sol, report))
+    }
+
+    /// A branch at mid-tree node `at`: its trajectory forked at the node's length (the
+    /// KV prefix shared), with a scorer track that reads the steps from the root to the
+    /// node again. No track is kept per step: a model-backed scorer's track holds a
+    /// sequence of its own, and the steps outnumber the sequences.
+    fn resume(
+        &self,
+        tree: &Tree<'_>,
+        root: &Node,
+        nodes: &Nodes,
+        trajs: &[Branch],
+        at: usize,
+    ) -> Result<Node, SearchError> {
+        let n = &nodes[at].data;
+        let branch = trajs[n.trajectory].fork_at(1, n.len)?.pop().expect("one");
+        let mut path = Vec::with_capacity(nodes[at].depth);
+        let mut i = at;
+        while let Some(p) = nodes[i].parent {
+            let d = &nodes[i].data;
+            let (step, text) = d.read.as_ref().expect("only unfinished steps are resumed");
+            path.push((step.as_str(), text.as_str(), d.len));
+            i = p;
+        }
+        path.reverse();
+        tree.resume(root, branch, &path)
     }
 }
 
-/// Completion lengths (tokens) where the steps generated after token `from` end: after a
-/// token that completes the delimiter (or every K tokens), and at the end. `text` is the
-/// completion, `piece_lens` each token's byte length in it.
-pub(crate) fn step_bounds(
-    text: &[u8],
-    piece_lens: &[u32],
-    from: usize,
-    unit: &StepUnit,
-) -> Vec<usize> {
-    let total = piece_lens.len();
-    let mut out = Vec::new();
-    match unit {
-        StepUnit::Tokens(k) => {
-            let mut end = from + k;
-            while end < total {
-                out.push(end);
-                end += k;
-            }
-        }
-        StepUnit::Delimiter(delim) => {
-            let d = delim.as_bytes();
-            let mut end: usize = piece_lens[..from].iter().map(|&l| l as usize).sum();
-            let mut last_cut = end;
-            for (i, &l) in piece_lens.iter().enumerate().skip(from) {
-                let start = end;
-                end = (end + l as usize).min(text.len());
-                // A delimiter that ends inside this token and starts after the last cut.
-                let lo = start.saturating_sub(d.len() - 1).max(last_cut);
-                let hit = text[lo..end].windows(d.len()).any(|w| w == d);
-                if hit && i + 1 < total {
-                    out.push(i + 1);
-                    last_cut = end;
-                }
-            }
-        }
-    }
-    out.push(total);
-    out.dedup();
-    out
+/// What FastMCTS keeps per node beside the shared bookkeeping.
+struct Step {
+    /// Which trajectory's branch holds this step, and its completion length in tokens.
+    trajectory: usize,
+    len: usize,
+    terminal: bool,
+    /// What the scorer read at an unfinished step: the step and the whole text up to it
+    /// (read again when a simulation branches below it).
+    read: Option<(String, String)>,
+}
+
+/// The searched tree. Nodes hold no live branch: a step is (its trajectory's branch, a
+/// length), and branching from it forks that branch there.
+type Nodes = Arena<Step>;
+
+/// wins / visits (0 unvisited), as [`StepNode::score`].
+fn score(n: &Slot<Step>) -> f64 {
+    n.mean().unwrap_or(0.0)
 }
 
 impl Strategy for FastMcts {
@@ -317,25 +303,124 @@ impl crate::registry::Settings for FastMcts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::StepUnit;
+    use ponder_engine::mock::{ChoiceModel, MockConfig};
+    use ponder_engine::Engine;
+    use std::sync::Arc;
+
+    /// (length, finished) of each step node of one trajectory over `text`.
+    fn steps_of(text: &str, max_tokens: usize, unit: StepUnit) -> Vec<(usize, bool)> {
+        let model = ChoiceModel::new(&[(text, 1.0)]);
+        let config = MockConfig {
+            model: Arc::new(model),
+            ..Default::default()
+        };
+        let cx = Cx::new(Engine::mock(config).unwrap());
+        let f = FastMcts {
+            trajectories: 1,
+            max_tokens,
+            steps: Steps {
+                unit,
+                max_step_tokens: 256,
+            },
+            ..FastMcts::default()
+        };
+        let (_, tree) = f.search(&cx, &Problem::new(0, "q")).unwrap();
+        assert_eq!(tree.len(), tree.iter().filter(|n| n.visits == 1).count());
+        tree[1..].iter().map(|n| (n.len, n.terminal)).collect()
+    }
 
     #[test]
     fn steps_end_at_the_token_that_completes_the_delimiter() {
-        // Tokens: "a" "\n" "\nb" "c\n\n" "d" — steps end after token 3 (the second
-        // "\n" arrives inside "\nb") and after token 4; the last step ends at 5.
-        let pieces = ["a", "\n", "\nb", "c\n\n", "d"];
-        let text = pieces.concat();
-        let lens: Vec<u32> = pieces.iter().map(|p| p.len() as u32).collect();
-        let unit = StepUnit::Delimiter("\n\n".into());
-        assert_eq!(step_bounds(text.as_bytes(), &lens, 0, &unit), vec![3, 4, 5]);
-        // Only what came after `from` is cut: from token 3 on, one cut after token 4.
-        assert_eq!(step_bounds(text.as_bytes(), &lens, 3, &unit), vec![4, 5]);
-        // A delimiter at the very end is the end, not an extra step.
-        let lens2 = [1u32, 2];
-        assert_eq!(step_bounds(b"a\n\n", &lens2, 0, &unit), vec![2]);
-        // Token chunks.
+        let d = || StepUnit::Delimiter("\n\n".into());
+        // The mock writes one byte per token, then one end token.
+        let text = "a\n\nbc\n\nd";
         assert_eq!(
-            step_bounds(text.as_bytes(), &lens, 0, &StepUnit::Tokens(2)),
-            vec![2, 4, 5]
+            steps_of(text, 64, d()),
+            vec![(3, false), (7, false), (9, true)]
         );
+        assert_eq!(
+            steps_of(text, 64, StepUnit::Tokens(2)),
+            vec![(2, false), (4, false), (6, false), (8, false), (9, true)]
+        );
+        // A delimiter at the token cap is the end, not an extra empty step.
+        assert_eq!(steps_of(text, 7, d()), vec![(3, false), (7, true)]);
+        // The end token right after a delimiter is a last (empty) step of its own.
+        assert_eq!(steps_of("a\n\n", 64, d()), vec![(3, false), (4, true)]);
+    }
+
+    #[test]
+    fn a_branch_below_the_root_reads_its_steps_again_on_a_stateful_scorer() {
+        use ponder_engine::Token;
+        use ponder_scorers::{Prm, PrmPreset, Sample, Scorer};
+        // A mock PRM whose P(good) tells how many steps its track has read (the '|'s in
+        // its context) and whether "= 4" was among them: a track that skipped the steps
+        // above a branch point would score the finished text differently.
+        let prm_model = |ctx: &[Token], out: &mut [f32]| {
+            out.fill(-1e9);
+            let text: Vec<u8> = ctx.iter().filter(|&&t| t < 256).map(|&t| t as u8).collect();
+            let read = text.iter().filter(|&&b| b == b'|').count() as f32;
+            let right = text.windows(3).any(|w| w == b"= 4");
+            let p = if right { 0.85 } else { 0.15 } + 0.02 * read;
+            out[b'+' as usize] = p.ln();
+            out[b'-' as usize] = (1.0 - p).ln();
+        };
+        let prm_engine = Engine::mock(MockConfig {
+            model: Arc::new(prm_model),
+            ..Default::default()
+        })
+        .unwrap();
+        let preset = PrmPreset {
+            name: "mock".into(),
+            prefix: "{question}\n".into(),
+            step: "|{step}?".into(),
+            after: "{verdict}".into(),
+            good: "+".into(),
+            bad: "-".into(),
+        };
+        let prm = Arc::new(Prm::new(prm_engine, preset).unwrap());
+        let model = ChoiceModel::new(&[
+            ("Step 1: 2 + 2 = 4.\n\nStep 2: so 4.\n\nSo \\boxed{4}.", 0.5),
+            ("Step 1: 2 + 2 = 5.\n\nStep 2: so 5.\n\nSo \\boxed{5}.", 0.5),
+        ]);
+        let config = MockConfig {
+            model: Arc::new(model),
+            ..Default::default()
+        };
+        let cx = Cx::new(Engine::mock(config).unwrap()).with_scorer(prm.clone());
+        let f = FastMcts {
+            trajectories: 8,
+            sampling: SamplingParams {
+                temperature: 1.0,
+                ..Default::default()
+            },
+            max_tokens: 64,
+            ..FastMcts::default()
+        };
+        let mut below_root = 0;
+        for id in 0..4 {
+            let (sol, tree) = f.search(&cx, &Problem::new(id, "q")).unwrap();
+            // A trajectory that starts at an inner step: its first node's parent is a
+            // step of another trajectory.
+            below_root += tree
+                .iter()
+                .filter(|n| {
+                    n.parent
+                        .is_some_and(|p| p != 0 && tree[p].trajectory != n.trajectory)
+                })
+                .count();
+            for c in &sol.candidates {
+                let whole = prm.score(&Sample::new("q", &c.text)).unwrap();
+                assert_eq!(c.score, Some(whole), "{:?}", c.text);
+            }
+            let ps = sol.scorer_stats.expect("the PRM's cost is reported");
+            assert_eq!(
+                ps.prompt_tokens as usize,
+                "q\n".len(),
+                "the question read once"
+            );
+            assert!(ps.decoded_tokens > 0 && sol.scoring_ms > 0.0);
+        }
+        assert!(below_root > 0, "no simulation branched below the root");
     }
 }

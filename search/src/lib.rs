@@ -15,6 +15,7 @@
 //! engine decodes as one batch (together with any other problem's work).
 
 pub mod answer;
+mod arena;
 mod beam;
 mod best_of_n;
 mod certainty_vote;

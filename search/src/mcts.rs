@@ -9,6 +9,7 @@
 //! `max_live` leaves would be alive, the lowest-valued older leaves are pruned (their
 //! sequences released; selection skips them), so the search fits a fixed sequence budget.
 
+use crate::arena::{argmax, Arena, Slot};
 use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use crate::tree::{Node, Steps, Tree};
 use crate::vote::{select, Vote};
@@ -89,12 +90,21 @@ impl TreeNode {
     }
 }
 
-struct Slot {
-    info: TreeNode,
-    /// The live branch of an unexpanded, unfinished node.
-    node: Option<Node>,
+/// What MCTS keeps per node beside the shared bookkeeping.
+struct Step {
+    prior: f64,
+    initial_value: f64,
+    terminal: bool,
     /// The text of a finished node.
     candidate: Option<Candidate>,
+}
+
+/// The searched tree; a node's live branch is that of an unexpanded, unfinished leaf.
+type Nodes = Arena<Step>;
+
+/// Mean backed-up value if visited, else the initial value (as [`TreeNode::q`]).
+fn q(s: &Slot<Step>) -> f64 {
+    s.mean().unwrap_or(s.data.initial_value)
 }
 
 impl Mcts {
@@ -129,9 +139,13 @@ impl Mcts {
 
     /// PUCT: Q + prior · √N(parent) / (1 + N(child)) · (ln((N(parent) + c_base + 1) / c_base) + c_init).
     pub fn puct(&self, parent_visits: u32, child: &TreeNode) -> f64 {
+        self.puct_of(parent_visits, child.q(), child.prior, child.visits)
+    }
+
+    fn puct_of(&self, parent_visits: u32, q: f64, prior: f64, visits: u32) -> f64 {
         let np = parent_visits as f64;
         let explore = ((np + self.c_base + 1.0) / self.c_base).ln() + self.c_init;
-        child.q() + child.prior * np.sqrt() / (1.0 + child.visits as f64) * explore
+        q + prior * np.sqrt() / (1.0 + visits as f64) * explore
     }
 
     /// Solve and also return the tree (visits, values) for inspection.
@@ -143,64 +157,46 @@ impl Mcts {
         self.validate()?;
         cx.check_sequences(self.sequences())?;
         let (tree, root) = Tree::new(cx, problem, self.sampling, &self.steps, self.max_tokens)?;
-        let mut slots = vec![Slot {
-            info: TreeNode {
-                parent: None,
-                children: Vec::new(),
-                prior: 1.0,
-                initial_value: 0.0,
-                visits: 0,
-                value_sum: 0.0,
-                terminal: false,
-                pruned: false,
-                depth: 0,
-            },
-            node: Some(root),
+        let root_step = Step {
+            prior: 1.0,
+            initial_value: 0.0,
+            terminal: false,
             candidate: None,
-        }];
+        };
+        let mut nodes = Nodes::new(root_step, Some(root));
         let mut paths = Vec::new();
         let mut truncated = false;
         for _ in 0..self.iterations {
-            if exhausted(&slots, 0) {
+            if exhausted(&nodes, 0) {
                 break; // every leaf was pruned or finished and every path walked
             }
             let mut cur = 0;
-            let mut path = vec![0];
-            while !slots[cur].info.terminal {
-                if slots[cur].info.children.is_empty() {
-                    truncated |= self.expand(&tree, &mut slots, cur)?;
-                    self.prune(&mut slots, cur);
+            while !nodes[cur].data.terminal {
+                if nodes[cur].children.is_empty() {
+                    truncated |= self.expand(&tree, &mut nodes, cur)?;
+                    self.prune(&mut nodes, cur);
                 }
-                let pv = slots[cur].info.visits;
-                let best = slots[cur]
-                    .info
+                let pv = nodes[cur].visits;
+                let open = nodes[cur]
                     .children
                     .iter()
                     .copied()
-                    .filter(|&c| !exhausted(&slots, c))
-                    .fold(None, |b: Option<(usize, f64)>, c| {
-                        let s = self.puct(pv, &slots[c].info);
-                        match b {
-                            Some((_, bs)) if bs >= s => b,
-                            _ => Some((c, s)),
-                        }
-                    })
-                    .map(|(c, _)| c);
+                    .filter(|&c| !exhausted(&nodes, c));
+                let best = argmax(open, |&c| {
+                    let n = &nodes[c];
+                    self.puct_of(pv, q(n), n.data.prior, n.visits)
+                });
                 let Some(best) = best else {
                     break; // all children pruned: the path ends here
                 };
                 cur = best;
-                path.push(cur);
                 if truncated {
                     break;
                 }
             }
-            let v = slots[cur].info.q();
-            for &i in &path {
-                slots[i].info.visits += 1;
-                slots[i].info.value_sum += v;
-            }
-            match (&slots[cur].candidate, &slots[cur].node) {
+            nodes.backup(cur, q(&nodes[cur]));
+            let n = &nodes[cur];
+            match (&n.data.candidate, &n.live) {
                 (Some(c), _) => paths.push(c.clone()),
                 (None, Some(n)) => paths.push(tree.candidate(n)),
                 (None, None) => {} // a dead end after pruning: no text to offer
@@ -209,34 +205,41 @@ impl Mcts {
                 break;
             }
         }
-        let nodes: Vec<TreeNode> = slots.iter().map(|s| s.info.clone()).collect();
-        drop(slots);
+        let report: Vec<TreeNode> = nodes
+            .iter()
+            .map(|n| TreeNode {
+                parent: n.parent,
+                children: n.children.clone(),
+                prior: n.data.prior,
+                initial_value: n.data.initial_value,
+                visits: n.visits,
+                value_sum: n.value_sum,
+                terminal: n.data.terminal,
+                pruned: n.pruned,
+                depth: n.depth,
+            })
+            .collect();
+        drop(nodes);
         let chosen = select(&paths, self.vote);
         let sol = Solution::new(self.name(), paths, chosen, tree.stats())
             .scored(tree.scoring_ms(), tree.scorer_stats())
             .cut_short(truncated);
-        Ok((sol, nodes))
+        Ok((sol, report))
     }
 
     /// Sample W children of a leaf in one batch and score them; the leaf's branch is
     /// released. True if the budget cut the expansion short.
-    fn expand(
-        &self,
-        tree: &Tree<'_>,
-        slots: &mut Vec<Slot>,
-        at: usize,
-    ) -> Result<bool, SearchError> {
-        let mut parent = slots[at]
-            .node
+    fn expand(&self, tree: &Tree<'_>, nodes: &mut Nodes, at: usize) -> Result<bool, SearchError> {
+        let mut parent = nodes[at]
+            .live
             .take()
             .expect("an unexpanded leaf keeps its branch");
         tree.settle([&mut parent])?;
         let mut kids = tree.fork(&parent, self.width)?;
         drop(parent);
-        let depth = slots[at].info.depth + 1;
         {
             let mut all: Vec<&mut Node> = kids.iter_mut().collect();
-            tree.grow(&mut all, depth >= self.max_depth, None)?;
+            tree.grow(&mut all, nodes[at].depth + 1 >= self.max_depth, None)?;
         }
         let cut = kids.iter().any(Node::cut);
         // Duplicate steps are one child (openr drops them).
@@ -250,66 +253,35 @@ impl Mcts {
                 1.0
             };
             let terminal = k.done;
-            let info = TreeNode {
-                parent: Some(at),
-                children: Vec::new(),
+            let step = Step {
                 prior,
                 initial_value: k.value,
-                visits: 0,
-                value_sum: 0.0,
                 terminal,
-                pruned: false,
-                depth,
+                candidate: terminal.then(|| tree.candidate(&k)),
             };
-            let id = slots.len();
-            slots[at].info.children.push(id);
-            let (node, candidate) = if terminal {
-                (None, Some(tree.candidate(&k)))
-            } else {
-                (Some(k), None)
-            };
-            slots.push(Slot {
-                info,
-                node,
-                candidate,
-            });
+            nodes.push(at, step, (!terminal).then_some(k));
         }
         Ok(cut)
     }
-}
 
-impl Mcts {
     /// Release the lowest-valued live leaves beyond `max_live`, sparing the children of
-    /// `fresh` (just expanded: the walk continues among them).
-    fn prune(&self, slots: &mut [Slot], fresh: usize) {
-        let mut live: Vec<usize> = (0..slots.len())
-            .filter(|&i| slots[i].node.is_some() && slots[i].info.parent != Some(fresh))
-            .collect();
-        let fresh_live = slots[fresh]
-            .info
+    /// `fresh` (just expanded: the walk continues among them) but counting them.
+    fn prune(&self, nodes: &mut Nodes, fresh: usize) {
+        let fresh_live = nodes[fresh]
             .children
             .iter()
-            .filter(|&&c| slots[c].node.is_some())
+            .filter(|&&c| nodes[c].live.is_some())
             .count();
-        let over = (live.len() + fresh_live).saturating_sub(self.max_live);
-        if over == 0 {
-            return;
-        }
-        live.sort_by(|&a, &b| slots[a].info.q().total_cmp(&slots[b].info.q()));
-        for &i in live.iter().take(over) {
-            slots[i].node = None;
-            slots[i].info.pruned = true;
-        }
+        let keep = self.max_live.saturating_sub(fresh_live);
+        nodes.prune(keep, |_, n| n.parent == Some(fresh), q);
     }
 }
 
 /// A node no walk can use any more: pruned, or expanded with every child exhausted.
-fn exhausted(slots: &[Slot], i: usize) -> bool {
-    let n = &slots[i].info;
+fn exhausted(nodes: &Nodes, i: usize) -> bool {
+    let n = &nodes[i];
     n.pruned
-        || (!n.terminal
-            && slots[i].node.is_none()
-            && n.children.iter().all(|&c| exhausted(slots, c)))
+        || (!n.data.terminal && n.live.is_none() && n.children.iter().all(|&c| exhausted(nodes, c)))
 }
 
 impl Strategy for Mcts {

@@ -1,8 +1,9 @@
-//! What the step-level strategies (beam search, DVTS, MCTS) share: a [`Node`] is a
-//! policy branch plus its scorer [`Track`]; a [`Tree`] grows many nodes by one step in one
-//! batch, scores the new steps in one batch, and forks nodes at step boundaries through
-//! the KV cache (settling the parent's last token first, so no token is evaluated twice
-//! and no text is ever re-read).
+//! What the step-level strategies (beam search, DVTS, MCTS, DPTS, FastMCTS) share: a
+//! [`Node`] is a policy branch plus its scorer [`Track`]; a [`Tree`] grows many nodes by
+//! one step in one batch, scores the new steps in one batch, and forks nodes at step
+//! boundaries through the KV cache (settling the parent's last token first, so no token
+//! is evaluated twice and the policy never re-reads text). The tree searches keep their
+//! nodes' links and statistics in a [`crate::arena::Arena`].
 
 use crate::answer::extract_answer;
 use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError};
@@ -163,6 +164,49 @@ impl<'a> Tree<'a> {
                 })
             })
             .collect()
+    }
+
+    /// A node for `branch`, forked from a kept branch at an inner step where no track was
+    /// kept: a fork of `root`'s track reads `steps` again, in order (each step's text, the
+    /// whole text up to it, and its length in completion tokens). Its value is the last
+    /// step's.
+    pub fn resume(
+        &self,
+        root: &Node,
+        branch: Branch,
+        steps: &[(&str, &str, usize)],
+    ) -> Result<Node, SearchError> {
+        let t = std::time::Instant::now();
+        let id = branch.id();
+        let mut track = root.track.fork().map_err(|e| scoring(0, vec![id], e))?;
+        let mut value = root.value;
+        for (depth, &(step, text, len)) in steps.iter().enumerate() {
+            let mut item = [StepItem {
+                track: &mut track,
+                step,
+                sample: Sample::new(&self.problem.question, text)
+                    .with_logprobs(&branch.logprobs()[..len])
+                    .with_certainty(&branch.certainty()[..len]),
+            }];
+            let values = self
+                .cx
+                .scorer
+                .score_steps(&mut item)
+                .map_err(|e| scoring(depth + 1, vec![id], e))?;
+            value = values[0];
+        }
+        self.scoring.set(self.scoring.get() + t.elapsed());
+        if let Some(st) = track.stats() {
+            self.scorer_stats.set(Some(st));
+        }
+        Ok(Node {
+            branch,
+            track,
+            value,
+            done: false,
+            step_logprob: 0.0, // no step of its own yet
+            depth: steps.len(),
+        })
     }
 
     /// Each survivor followed by forks of itself, `n` nodes in all, spread as evenly as
