@@ -84,7 +84,7 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["solve", "q", "--strategy", "telepathy"],
-            "unknown strategy \"telepathy\"",
+            "invalid value 'telepathy' for '--strategy <STRATEGY>'\n  [possible values: greedy, best-of-n,",
         ),
         (
             &["solve", "q", "--max-tokens", "0"],
@@ -160,7 +160,7 @@ fn eval_bad_input_is_named_before_any_model_loads() {
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec!["--dataset", &unknown, "--out", &out],
-            "found [\"label\", \"prompt\"]".into(),
+            "found [\"prompt\", \"label\"]".into(),
         ),
         (
             vec!["--dataset", &empty, "--out", &out],
@@ -190,7 +190,7 @@ fn eval_bad_input_is_named_before_any_model_loads() {
                 "--strategies",
                 "greedy,oracle",
             ],
-            "unknown strategy \"oracle\"".into(),
+            "invalid value 'oracle' for '--strategies <STRATEGIES>'".into(),
         ),
         (
             // 8 problems × MCTS's 48 + 4 + 1 sequences: over llama.cpp's 256, refused
