@@ -15,39 +15,31 @@
 //! engine decodes as one batch (together with any other problem's work).
 
 pub mod answer;
-mod arena;
-mod beam;
-mod best_of_n;
-mod certainty_vote;
-mod dpts;
-mod dvts;
-pub mod early_exit;
-mod fast_mcts;
-pub mod length_vote;
-mod mcts;
+mod early_stop;
 pub mod registry;
-mod rsd;
-mod spec_rejection;
-mod st_bon;
 mod strategy;
 mod tree;
+mod two_model;
 pub mod vote;
+mod voting;
 
-pub use beam::BeamSearch;
-pub use best_of_n::{BestOfN, Greedy};
-pub use certainty_vote::CertaintyVote;
-pub use dpts::{transition, Dpts, Mode, Transition};
-pub use dvts::Dvts;
-pub use early_exit::EarlyExit;
-pub use fast_mcts::{FastMcts, StepNode};
-pub use length_vote::LengthVote;
-pub use mcts::{Mcts, TreeNode};
+pub use early_stop::early_exit::{self, EarlyExit};
+pub use early_stop::spec_rejection::{Round, SpecRejection};
+pub use early_stop::st_bon::{
+    coe_feature, divergence, most_consistent, most_consistent_by_feature, StBoN,
+};
 pub use registry::{Common, Overrides, DEFAULT_MAX_TOKENS};
-pub use rsd::{Reward as RsdReward, Rsd};
-pub use spec_rejection::{Round, SpecRejection};
-pub use st_bon::{coe_feature, divergence, most_consistent, most_consistent_by_feature, StBoN};
 pub use strategy::{
     Candidate, Cx, DraftReport, Needs, Problem, SearchError, Solution, Strategy, MATH_SYSTEM_PROMPT,
 };
+pub use tree::beam::BeamSearch;
+pub use tree::dpts::{transition, Dpts, Mode, Transition};
+pub use tree::dvts::Dvts;
+pub use tree::fast_mcts::{FastMcts, StepNode};
+pub use tree::mcts::{Mcts, TreeNode};
 pub use tree::{StepUnit, Steps};
+pub use two_model::rsd::{Reward as RsdReward, Rsd};
 pub use vote::Vote;
+pub use voting::best_of_n::{BestOfN, Greedy};
+pub use voting::certainty_vote::CertaintyVote;
+pub use voting::length_vote::{self, LengthVote};

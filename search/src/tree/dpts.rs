@@ -6,8 +6,8 @@
 //! whose best child reaches θ_ds = λ_ds · mean reward is promoted to exploit ("deep
 //! seek"). Finished paths back up their reward; the answer is a vote over them.
 
-use crate::arena::{argmax, Arena};
 use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
+use crate::tree::arena::{argmax, Arena};
 use crate::tree::{Node, StepUnit, Steps, Tree};
 use crate::vote::{select, Vote};
 use ponder_engine::SamplingParams;

@@ -10,10 +10,10 @@
 //! trajectory's branch, a token length): branching from it forks that branch at that
 //! length, sharing the KV prefix, and the scorer's track reads the steps above it again.
 
-use crate::arena::{argmax, Arena, Slot};
 use crate::strategy::{
     invalid, was_truncated, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy,
 };
+use crate::tree::arena::{argmax, Arena, Slot};
 use crate::tree::{Node, Steps, Tree};
 use crate::vote::{select, Vote};
 use ponder_engine::{Branch, SamplingParams};

@@ -9,8 +9,8 @@
 //! `max_live` leaves would be alive, the lowest-valued older leaves are pruned (their
 //! sequences released; selection skips them), so the search fits a fixed sequence budget.
 
-use crate::arena::{argmax, Arena, Slot};
 use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
+use crate::tree::arena::{argmax, Arena, Slot};
 use crate::tree::{Node, Steps, Tree};
 use crate::vote::{select, Vote};
 use ponder_engine::SamplingParams;

@@ -3,7 +3,14 @@
 //! one step in one batch, scores the new steps in one batch, and forks nodes at step
 //! boundaries through the KV cache (settling the parent's last token first, so no token
 //! is evaluated twice and the policy never re-reads text). The tree searches keep their
-//! nodes' links and statistics in a [`crate::arena::Arena`].
+//! nodes' links and statistics in a [`arena::Arena`].
+
+pub(crate) mod arena;
+pub(crate) mod beam;
+pub(crate) mod dpts;
+pub(crate) mod dvts;
+pub(crate) mod fast_mcts;
+pub(crate) mod mcts;
 
 use crate::answer::extract_answer;
 use crate::strategy::{invalid, Candidate, Cx, Problem, SearchError};

@@ -3,9 +3,9 @@
 //! take the majority inside them. Chains far too short or too long for the problem add
 //! noise to a plain vote; a bucket that agrees with itself is a sign of the right length.
 
-use crate::best_of_n::sample;
 use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use crate::vote::{answer_entropy, select, Vote};
+use crate::voting::best_of_n::sample;
 use ponder_engine::{GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,7 @@
 //! optional live branch, and a strategy's own payload; back-propagation along a path, a
 //! stable [`argmax`], and max-live pruning.
 //!
-//! Growing and scoring the nodes' text is [`crate::tree`]'s job; the arena only keeps the
+//! Growing and scoring the nodes' text is the parent module's job ([`crate::tree`]); the arena only keeps the
 //! bookkeeping, so it is generic over the payload `P` and the live branch `L` (a
 //! [`Node`] in a search, anything in a test).
 

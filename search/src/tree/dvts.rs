@@ -2,8 +2,8 @@
 //! each greedy by score over M candidate next steps. Subtrees never compete, so one
 //! subtree's high scores cannot prune another's line of reasoning: diversity at large N.
 
-use crate::beam::check_width;
 use crate::strategy::{Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
+use crate::tree::beam::check_width;
 use crate::tree::{Node, Steps, Tree};
 use crate::vote::{select, Vote};
 use ponder_engine::SamplingParams;

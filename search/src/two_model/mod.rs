@@ -1,0 +1,3 @@
+//! Two models on one problem: a small draft proposes, a large target decides (RSD).
+
+pub(crate) mod rsd;
