@@ -6,18 +6,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=results/multiarith-qwen2.5-coder-0.5b
+# These runs predate the strategy registry, when the CLI's sampling (T 0.8, no truncation)
+# overwrote every strategy's own: it is given explicitly here, so the settings match
+# settings.json (a rerun with other settings is refused).
+sampled=(--temperature 0.8 --top-p 1 --top-k 0 --min-p 0)
 eval_() {
-    ./ponder.sh eval --dataset data/multiarith/test.jsonl --n 8 --max-tokens 320 --limit 100 \
+    ./ponder.sh eval --dataset data/multiarith/test.jsonl --max-tokens 320 --limit 100 \
         --model qwen2.5-coder-0.5b --out "$out" "$@"
 }
-eval_ --strategies greedy,best-of-n
-eval_ --strategies early-exit,st-bon
-eval_ --strategies st-bon --st-bon-final-layer
-eval_ --strategies early-exit --probe-interval 32 --probe-window 2
-eval_ --strategies length-vote,certainty-vote,spec-rejection
+eval_ --strategies greedy,best-of-n --n 8 "${sampled[@]}"
+eval_ --strategies early-exit,st-bon --n 8 "${sampled[@]}"
+eval_ --strategies st-bon --n 8 --set final_layer=true "${sampled[@]}"
+eval_ --strategies early-exit --set chunk=32 --set window=2 "${sampled[@]}"
+eval_ --strategies length-vote,certainty-vote,spec-rejection --n 8 --set spec-rejection.n=32 "${sampled[@]}"
 # RSD (issue 6): SmolLM2-135M drafts, Qwen judges its own steps (the paper's setting,
 # with the target as a yes/no judge for want of a PRM); target-only decoding is greedy.
 eval_ --strategies rsd --draft-model smollm2 --scorer judge
-# The target as its own reward (--rsd-reward target), δ = 0.7.
-eval_ --strategies rsd --rsd-reward target --draft-model smollm2
+# The target as its own reward (--set reward=target), δ = 0.7.
+eval_ --strategies rsd --set reward=target --draft-model smollm2
 eval_ --summary-only --baseline best-of-8-majority
