@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point that works on a fresh Debian/Ubuntu machine:
-#   ./ponder.sh solve "question" [options]   build (first time: ~5-9 min), fetch SmolLM2, solve
+#   ./ponder.sh solve "question" [options]   build (first time: ~5-9 min), fetch Qwen2.5-Coder-0.5B, solve
 #   ./ponder.sh test                          the test suite (what CI runs)
 #   ./ponder.sh <any ponder subcommand>       e.g. bench --json
 # It installs the C++ build tools llama.cpp needs (cmake, clang, libclang-dev) if missing.
