@@ -13,12 +13,20 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SearchError {
+    /// The engine failed (KV cache full, decode error, model load, ...).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The scorer failed outside a step of a search (e.g. scoring finished candidates).
     #[error(transparent)]
     Score(#[from] ScoreError),
+    /// A setting's value is out of range for this search.
     #[error("invalid {name}: {reason}")]
-    InvalidParam { name: &'static str, reason: String },
+    InvalidParam {
+        /// The setting (or settings) at fault, e.g. `"iterations"`.
+        name: &'static str,
+        /// The value and what is allowed, e.g. `"0 (must be ≥ 1)"`.
+        reason: String,
+    },
     /// A strategy name the registry does not know.
     #[error("unknown strategy {0:?} (known: {known})", known = crate::registry::names().join(", "))]
     UnknownStrategy(String),
@@ -43,8 +51,12 @@ pub enum SearchError {
     /// A scorer failed on a step of a search; names the branch(es) and the step.
     #[error("scoring step {step} of branch {branches}: {source}", branches = fmt_ids(.branches))]
     Scoring {
+        /// The depth of the step being scored: 0 for the root (the bare prompt), 1 for
+        /// the first reasoning step.
         step: usize,
+        /// The engine ids of the branches whose step was being scored.
         branches: Vec<u64>,
+        /// The scorer's error.
         #[source]
         source: Box<ScoreError>,
     },
@@ -67,10 +79,12 @@ pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> SearchEr
 pub struct Problem {
     /// Stable id (seeds derive from it, so the same id gives the same samples).
     pub id: u64,
+    /// The question as posed, without chat template or system prompt.
     pub question: String,
 }
 
 impl Problem {
+    /// A problem with its id and question text.
     pub fn new(id: u64, question: impl Into<String>) -> Self {
         Self {
             id,
@@ -86,11 +100,17 @@ pub const MATH_SYSTEM_PROMPT: &str =
 /// Everything a strategy needs besides its own settings.
 #[derive(Clone)]
 pub struct Cx {
+    /// The policy model's engine: every strategy generates with it.
     pub engine: Engine,
+    /// How the system prompt and question become prompt text (the model's chat
+    /// template, or raw text for base models).
     pub format: PromptFormat,
     /// System prompt (None: user message only; base models with `Raw` get it prepended).
     pub system: Option<String>,
+    /// Rates candidates and reasoning steps (higher is better); only consulted when
+    /// [`Needs::scorer`] is set.
     pub scorer: Arc<dyn Scorer>,
+    /// The run's seed; each problem's sampling seeds derive from it and the problem's id.
     pub seed: u64,
     /// Per-problem budget (its deadline is an instant, shared by every solve using this `Cx`).
     pub budget: Budget,
@@ -162,6 +182,7 @@ impl Cx {
         self.check_sequences(needs.sequences)
     }
 
+    /// The same context with another scorer.
     pub fn with_scorer(mut self, s: impl Scorer + 'static) -> Self {
         self.scorer = Arc::new(s);
         self
@@ -237,23 +258,32 @@ impl Cx {
 /// One finished (or cut-off) solution attempt.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Candidate {
+    /// The generated text (the completion, without the prompt).
     pub text: String,
     /// The extracted, normalised answer (None if nothing was found).
     pub answer: Option<String>,
+    /// The scorer's rating, higher is better (its scale is the scorer's: e.g. a mean
+    /// log-probability ≤ 0, a PRM probability in [0, 1]); None when nothing scored it.
     pub score: Option<f64>,
     /// Completion tokens.
     pub tokens: usize,
+    /// How its generation ended (None: it never ran to an end, e.g. a search dropped it
+    /// mid-way).
     pub finish: Option<Finish>,
 }
 
 /// A strategy's result: the chosen answer, every candidate, and what it cost.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Solution {
+    /// The strategy's report name ([`Strategy::name`]).
     pub strategy: String,
+    /// The chosen answer, extracted and normalised (None: no candidate gave one).
     pub answer: Option<String>,
     /// Index into `candidates` of the chosen solution.
     pub chosen: Option<usize>,
+    /// Every candidate the strategy produced (finished or cut off), in its own order.
     pub candidates: Vec<Candidate>,
+    /// The policy model's cost on this problem (tokens, decode calls, wall time).
     pub stats: Stats,
     /// What a model-backed scorer (PRM, judge) spent on this problem, counted apart
     /// from the policy's `stats`.
@@ -274,8 +304,9 @@ pub struct Solution {
 pub struct DraftReport {
     /// The draft model's own cost (its session).
     pub stats: Stats,
-    /// Where a reasoning step ends.
+    /// Reasoning steps the draft proposed (each one scored, then kept or rewritten).
     pub steps: usize,
+    /// Draft steps scored at or above the threshold and kept as the draft wrote them.
     pub accepted_steps: usize,
     /// Draft tokens kept / draft tokens generated (the paper's acceptance rate).
     pub acceptance_rate: f64,

@@ -30,7 +30,7 @@ pub struct EarlyExit {
     pub probe_tokens: usize,
     /// Sampling of every new token.
     pub sampling: SamplingParams,
-    /// New tokens per sample (per path for step-level searches).
+    /// New tokens of reasoning (probe tokens not counted); at least `chunk`.
     pub max_tokens: usize,
 }
 
@@ -91,6 +91,8 @@ pub fn should_exit(answers: &[Option<String>], probes: &[String], w: usize) -> b
 }
 
 impl EarlyExit {
+    /// Check the settings: `chunk`, `window` and `probe_tokens` ≥ 1, and `chunk` no
+    /// larger than `max_tokens` (else no probe would run).
     pub fn validate(&self) -> Result<(), SearchError> {
         if self.chunk == 0 || self.window == 0 || self.probe_tokens == 0 {
             return Err(invalid(

@@ -23,11 +23,12 @@ pub struct SpecRejection {
     /// KV cells this search may fill (the paper's memory limit); None: what a
     /// Best-of-(n/4) holds at full length, `n/4 · max_tokens`. Never more than is free.
     pub kv_budget: Option<usize>,
-    /// Shortest round when derived from the KV cache.
+    /// Shortest round, in tokens, when `round_tokens` is None and the round length is
+    /// derived from the KV budget; ≥ 1.
     pub min_round: usize,
     /// Sampling of every new token.
     pub sampling: SamplingParams,
-    /// New tokens per sample (per path for step-level searches).
+    /// New tokens per sample.
     pub max_tokens: usize,
 }
 
@@ -48,12 +49,17 @@ impl Default for SpecRejection {
 /// One round as it happened: pool size, samples kept, tokens per sample this round.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Round {
+    /// Candidates competing this round: every live sample plus the finished ones kept
+    /// from earlier rounds.
     pub pool: usize,
+    /// Candidates that survived the round (the best `keep_count(pool)` by score).
     pub kept: usize,
+    /// The round's length τ: new tokens each live sample was allowed this round.
     pub tokens: usize,
 }
 
 impl SpecRejection {
+    /// Check the settings: α in [0, 1), and N, `min_round` and `round_tokens` ≥ 1.
     pub fn validate(&self) -> Result<(), SearchError> {
         if !(0.0..1.0).contains(&self.alpha) {
             return Err(invalid(

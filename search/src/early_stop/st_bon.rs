@@ -27,9 +27,11 @@ use ponder_engine::{Finish, GenSpec, LayerStates, SamplingParams, Token};
 pub struct StBoN {
     /// Samples started (N ≥ 2).
     pub n: usize,
-    /// τ = max(1, ⌊m · c⌋) tokens past the divergence step c (the paper's m = 1).
+    /// m, > 0: the window is τ = max(1, ⌊m · c⌋) tokens past the divergence step c
+    /// (the paper's m = 1).
     pub tau_coeff: f64,
-    /// Tokens sampled per call while looking for c.
+    /// Tokens sampled per call while looking for c, ≥ 1 (c is found to the token; a
+    /// larger chunk means fewer engine calls).
     pub chunk: usize,
     /// Sampling (the paper's T 0.7, top-k 20, top-p 0.95).
     pub sampling: SamplingParams,
@@ -227,6 +229,7 @@ pub fn most_consistent(hidden: &[&[Vec<f32>]], window: std::ops::RangeInclusive<
 }
 
 impl StBoN {
+    /// Check the settings: N ≥ 2, m finite and > 0, `chunk` ≥ 1.
     pub fn validate(&self) -> Result<(), SearchError> {
         if self.n < 2 {
             return Err(invalid(

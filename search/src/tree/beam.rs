@@ -30,7 +30,7 @@ pub struct BeamSearch {
     pub sort_completed: bool,
     /// Sampling of every new token.
     pub sampling: SamplingParams,
-    /// New tokens per beam.
+    /// Most new tokens on one beam from the root, all its steps together.
     pub max_tokens: usize,
     /// Where a reasoning step ends.
     pub steps: Steps,

@@ -21,23 +21,28 @@ pub struct Dpts {
     pub width: usize,
     /// Most paths in the frontier (num_beams); fewer when the KV cache is short.
     pub max_parallel: usize,
-    /// θ_es = λ_es · mean reward; θ_ds = λ_ds · mean reward.
+    /// λ_es, ≥ 0: an exploiting path stops early when its best child scores
+    /// ≤ θ_es = λ_es · the mean reward of the nodes that have entered the frontier.
     pub lambda_es: f64,
-    /// θ_ds = λ_ds · mean reward (see `lambda_es`).
+    /// λ_ds, ≥ 0: an exploring path turns to exploit when its best child scores
+    /// ≥ θ_ds = λ_ds · the same mean reward (see `lambda_es`).
     pub lambda_ds: f64,
-    /// Finished paths before the search may stop early (t*).
+    /// t*: once this many paths have finished, the search stops when no frontier path's
+    /// reward beats the best finished one.
     pub t_star: usize,
-    /// Share of each refill that exploits (the best by reward).
+    /// Share of each refill that exploits, in [0, 1] (rounded up; the refilled nodes
+    /// with the best rewards exploit, the others explore).
     pub p: f64,
-    /// Exploration constant of the refill score (1/√2).
+    /// Exploration constant c of the refill score Q/N + c · √(1 + N_parent) · reward /
+    /// (1 + N) (default 1/√2).
     pub c: f64,
-    /// Rounds (max_rollout).
+    /// Most rounds, ≥ 1 (max_rollout); each round expands every frontier path once.
     pub max_rounds: usize,
     /// Most unexpanded nodes kept alive as refill material (each holds a sequence).
     pub max_live: usize,
     /// Sampling of every new token.
     pub sampling: SamplingParams,
-    /// New tokens per sample (per path for step-level searches).
+    /// Most new tokens on one path from the root, all its steps together.
     pub max_tokens: usize,
     /// Where a reasoning step ends.
     pub steps: Steps,
@@ -72,7 +77,9 @@ impl Default for Dpts {
 /// A frontier path's mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
+    /// Follows its best child; stops early when that child scores ≤ θ_es.
     Exploit,
+    /// Follows its best child; turns to exploit when that child scores ≥ θ_ds.
     Explore,
 }
 
@@ -87,7 +94,8 @@ pub enum Transition {
     Continue,
 }
 
-/// The transition rule.
+/// The transition rule: where a path in `mode` goes after its round, given the score of
+/// its best unfinished child and the two thresholds.
 pub fn transition(mode: Mode, best: f64, theta_es: f64, theta_ds: f64) -> Transition {
     match mode {
         Mode::Exploit if best <= theta_es => Transition::EarlyStop,
@@ -101,6 +109,8 @@ pub fn transition(mode: Mode, best: f64, theta_es: f64, theta_ds: f64) -> Transi
 type Nodes = Arena<f64>;
 
 impl Dpts {
+    /// Check the settings: width, paths and rounds ≥ 1, p in [0, 1], λs ≥ 0,
+    /// `max_live` ≥ `width`, and a valid step unit.
     pub fn validate(&self) -> Result<(), SearchError> {
         if self.width == 0 || self.max_parallel == 0 || self.max_rounds == 0 {
             return Err(invalid("width, paths and rounds", "must be ≥ 1"));

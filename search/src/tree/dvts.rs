@@ -19,11 +19,11 @@ pub struct Dvts {
     pub width: usize,
     /// Most steps; the last runs to end of generation.
     pub iterations: usize,
-    /// Greedy steps looked ahead when scoring a candidate.
+    /// Greedy steps looked ahead when scoring a candidate (0: score the step itself).
     pub lookahead: usize,
     /// Sampling of every new token.
     pub sampling: SamplingParams,
-    /// New tokens per sample (per path for step-level searches).
+    /// Most new tokens on one path from the root, all its steps together.
     pub max_tokens: usize,
     /// Where a reasoning step ends.
     pub steps: Steps,

@@ -25,15 +25,17 @@ use serde::{Deserialize, Serialize};
 pub struct FastMcts {
     /// Trajectories simulated (each ends in a candidate).
     pub trajectories: usize,
-    /// UCT exploration constant c.
+    /// UCT exploration constant c, ≥ 0 (default √2); scaled by a child's score once it
+    /// has been visited more than once.
     pub c: f64,
-    /// Stay (branch here) when a node's score is in (0, l_low] ∪ [l_high, 1).
+    /// Stay (branch here) when a node's score is in (0, l_low] ∪ [l_high, 1);
+    /// 0 < l_low < l_high < 1.
     pub l_low: f64,
-    /// Upper edge of the stay band (see `l_low`).
+    /// Lower edge of the upper stay band [l_high, 1) (see `l_low`).
     pub l_high: f64,
     /// Sampling of every new token.
     pub sampling: SamplingParams,
-    /// New tokens per sample (per path for step-level searches).
+    /// Most new tokens on one trajectory from the root, all its steps together.
     pub max_tokens: usize,
     /// Where a reasoning step ends.
     pub steps: Steps,
@@ -59,13 +61,23 @@ impl Default for FastMcts {
 /// One node (a step) of the tree, as reported after the search.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepNode {
+    /// Index of its parent in the reported nodes (None: the root, index 0).
     pub parent: Option<usize>,
+    /// Indices of its children in the reported nodes, in creation order.
     pub children: Vec<usize>,
-    /// Which trajectory's branch holds this step, and its completion length in tokens.
+    /// Which simulated trajectory's branch holds this step (its index, in simulation
+    /// order; `usize::MAX` for the root, which holds no step).
     pub trajectory: usize,
+    /// The trajectory's completion length at the end of this step, in tokens (0 for the
+    /// root).
     pub len: usize,
+    /// Simulations whose back-propagation passed through it.
     pub visits: u32,
+    /// Sum of those simulations' wins, each the scorer's value of the finished text
+    /// clamped to [0, 1].
     pub wins: f64,
+    /// The step ended its trajectory (end of generation, an empty step, the token cap
+    /// or a budget).
     pub terminal: bool,
 }
 
@@ -81,6 +93,8 @@ impl StepNode {
 }
 
 impl FastMcts {
+    /// Check the settings: trajectories ≥ 1, 0 < l_low < l_high < 1, c finite and ≥ 0,
+    /// and a valid step unit.
     pub fn validate(&self) -> Result<(), SearchError> {
         if self.trajectories == 0 {
             return Err(invalid("trajectories", "0 (must be ≥ 1)"));

@@ -28,13 +28,14 @@ pub struct Mcts {
     pub max_depth: usize,
     /// Most unexpanded leaves kept alive (each holds a KV sequence).
     pub max_live: usize,
-    /// PUCT constants (openr / AlphaZero): c_base 19652, c_init 1.25.
+    /// PUCT constant c_base, > 0: exploration grows as ln((N + c_base + 1) / c_base)
+    /// with the parent's visits N (openr / AlphaZero: 19652).
     pub c_base: f64,
-    /// PUCT exploration constant c_init (openr: 1.25).
+    /// PUCT exploration constant c_init, added to that logarithm; finite (openr: 1.25).
     pub c_init: f64,
     /// Sampling of every new token.
     pub sampling: SamplingParams,
-    /// New tokens per sample (per path for step-level searches).
+    /// Most new tokens on one path from the root, all its steps together.
     pub max_tokens: usize,
     /// Where a reasoning step ends.
     pub steps: Steps,
@@ -65,17 +66,25 @@ impl Default for Mcts {
 /// One node of the searched tree, as reported after the search.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TreeNode {
+    /// Index of its parent in the reported nodes (None: the root, index 0).
     pub parent: Option<usize>,
+    /// Indices of its children in the reported nodes, in creation order (duplicate
+    /// steps dropped).
     pub children: Vec<usize>,
     /// Normalised over siblings from exp(mean step logprob).
     pub prior: f64,
     /// The scorer's value when the node was created.
     pub initial_value: f64,
+    /// Walks whose back-propagation passed through it.
     pub visits: u32,
+    /// Sum of the leaf values backed up through it (its Q is `value_sum / visits`).
     pub value_sum: f64,
+    /// Its step ended the path: end of generation, an empty step, the token cap, a
+    /// budget, or `max_depth`.
     pub terminal: bool,
     /// Released to stay within `max_live`; never selected again.
     pub pruned: bool,
+    /// Steps from the root (the root is 0).
     pub depth: usize,
 }
 
@@ -108,6 +117,8 @@ fn q(s: &Slot<Step>) -> f64 {
 }
 
 impl Mcts {
+    /// Check the settings: iterations, width and depth ≥ 1, a valid step unit,
+    /// `max_live` ≥ `width`, c_base > 0 and c_init finite.
     pub fn validate(&self) -> Result<(), SearchError> {
         if self.iterations == 0 {
             return Err(invalid("iterations", "0 (must be ≥ 1)"));

@@ -48,6 +48,8 @@ impl Default for Steps {
 }
 
 impl Steps {
+    /// Check the step unit: a non-empty delimiter or a chunk of ≥ 1 token, and
+    /// `max_step_tokens` ≥ 1.
     pub fn validate(&self) -> Result<(), SearchError> {
         match &self.unit {
             StepUnit::Delimiter(d) if d.is_empty() => Err(invalid(

@@ -86,6 +86,8 @@ impl Default for Rsd {
 }
 
 impl Rsd {
+    /// Check the settings: δ in [0, 1], at least one step and one token, and a valid
+    /// step unit.
     pub fn validate(&self) -> Result<(), SearchError> {
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(invalid(

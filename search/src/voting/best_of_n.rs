@@ -87,6 +87,7 @@ impl Default for BestOfN {
 }
 
 impl BestOfN {
+    /// `n` samples with the default sampling, token limit and majority vote.
     pub fn new(n: usize) -> Self {
         Self {
             n,
@@ -103,6 +104,8 @@ impl BestOfN {
             stop: Vec::new(),
         }
     }
+    /// Check the settings against the context: N ≥ 1, no more samples than the engine
+    /// has sequences, and valid sampling and stop strings.
     pub fn validate(&self, cx: &Cx) -> Result<(), SearchError> {
         if self.n == 0 {
             return Err(invalid("n", "0 (must be ≥ 1)"));

@@ -21,7 +21,7 @@ pub struct CertaintyVote {
     pub threshold: f64,
     /// Sampling of every new token.
     pub sampling: SamplingParams,
-    /// New tokens per sample (per path for step-level searches).
+    /// New tokens per sample.
     pub max_tokens: usize,
 }
 
@@ -38,6 +38,7 @@ impl Default for CertaintyVote {
 }
 
 impl CertaintyVote {
+    /// Check the settings: N ≥ 1, wave ≥ 1 and the threshold in (0, 1].
     pub fn validate(&self) -> Result<(), SearchError> {
         if self.n == 0 || self.wave == 0 {
             return Err(invalid("n and wave", "must be ≥ 1"));

@@ -17,11 +17,11 @@ pub struct LengthVote {
     pub n: usize,
     /// Sampling of every new token.
     pub sampling: SamplingParams,
-    /// New tokens per sample (per path for step-level searches).
+    /// New tokens per sample.
     pub max_tokens: usize,
-    /// Bucket width D, in reasoning steps (default 2).
+    /// Bucket width D, in reasoning steps (non-blank lines); ≥ 1 (default 2).
     pub width: usize,
-    /// Buckets kept K (default 3).
+    /// Buckets kept K: the K lowest-entropy buckets vote; ≥ 1 (default 3).
     pub keep: usize,
 }
 
@@ -38,6 +38,7 @@ impl Default for LengthVote {
 }
 
 impl LengthVote {
+    /// Check the settings: bucket width D ≥ 1 and buckets kept K ≥ 1.
     pub fn validate(&self) -> Result<(), SearchError> {
         if self.width == 0 {
             return Err(invalid("bucket width D", "0 (must be ≥ 1)"));
@@ -57,7 +58,9 @@ pub fn reasoning_steps(text: &str) -> usize {
 /// One length bucket: `[lo, lo + width)` steps, its members and its answer entropy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Bucket {
+    /// The shortest length it holds, in reasoning steps (a multiple of the width).
     pub lo: usize,
+    /// Indices of its candidates, in candidate order.
     pub members: Vec<usize>,
     /// None when no member has an answer (such a bucket is never kept).
     pub entropy: Option<f64>,
