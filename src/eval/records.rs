@@ -10,38 +10,55 @@ use std::path::{Path, PathBuf};
 /// The outcome of one strategy on one problem.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// The problem's dataset id (its `id`/`unique_id` field, else `line-N`).
     pub id: String,
+    /// The problem's 0-based position in the dataset (its seeds derive from it).
     pub index: u64,
+    /// The strategy's report name (with the seed and id, the key of done work).
     pub strategy: String,
+    /// The reference answer.
     pub gold: String,
+    /// The chosen answer, extracted and normalised (None: none was found).
     pub answer: Option<String>,
+    /// The answer is equivalent to the gold (false when there is none).
     pub correct: bool,
+    /// Tokens the policy model sampled.
     pub generated_tokens: u64,
+    /// Prompt tokens the policy model evaluated (each prompt once).
     pub prompt_tokens: u64,
+    /// Every token the policy model evaluated: prompts, sampled tokens fed back,
+    /// appended text.
     pub decoded_tokens: u64,
+    /// Policy decode calls this problem's work took part in.
     pub decode_calls: u64,
+    /// Wall time of the solve, in ms.
     pub wall_ms: f64,
+    /// The run's seed.
     pub seed: u64,
+    /// A budget, deadline or cancel cut the search short.
     pub truncated: bool,
+    /// Candidates the strategy produced.
     pub candidates: usize,
     /// Candidates whose answer matches the gold (any-of-N correct when > 0).
     pub candidates_correct: usize,
     /// Tokens a model-backed scorer (PRM, judge) evaluated, counted apart.
     #[serde(default)]
     pub scorer_tokens: u64,
-    /// Wall time spent in the scorer.
+    /// Wall time spent in the scorer, in ms.
     #[serde(default)]
     pub scoring_ms: f64,
-    /// The chosen candidate's score and the best score among the candidates (what
-    /// speculative rejection is measured by).
+    /// The chosen candidate's score (None: it has none, or nothing was chosen).
     #[serde(default)]
     pub chosen_score: Option<f64>,
+    /// The best score among the candidates (with `chosen_score`, what speculative
+    /// rejection is measured by); None when no candidate has a score.
     #[serde(default)]
     pub best_score: Option<f64>,
-    /// RSD: the draft model's generated tokens and its acceptance rate (draft tokens
-    /// kept / drafted); `generated_tokens` is then what the target generated.
+    /// RSD: the draft model's generated tokens; `generated_tokens` is then what the
+    /// target generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft_tokens: Option<u64>,
+    /// RSD: draft tokens kept / draft tokens generated, in [0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acceptance_rate: Option<f64>,
 }
@@ -57,20 +74,29 @@ impl Record {
 pub struct RecordLog {
     path: PathBuf,
     file: std::fs::File,
+    /// Every record in the file, in file order: those read on open, then those appended.
     pub records: Vec<Record>,
 }
 
+/// Why the record file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
+    /// Creating, reading, truncating or appending to the folder or file failed.
     #[error("cannot write to {path}: {source}")]
     Io {
+        /// The folder or file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// A complete line of the file is not a record.
     #[error("{path}:{line}: not a record ({reason}); move the file away or fix the line")]
     Corrupt {
+        /// The record file.
         path: PathBuf,
+        /// The line's number, 1-based.
         line: usize,
+        /// Why it does not parse.
         reason: String,
     },
 }

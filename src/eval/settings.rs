@@ -13,25 +13,36 @@ use std::path::{Path, PathBuf};
 /// The file's name in an output folder.
 pub const FILE: &str = "settings.json";
 
+/// Why the settings of a run could not be checked or recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// Reading the file, creating the folder or writing the file failed.
     #[error("cannot read or write {path}: {source}")]
     Io {
+        /// The settings file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is not a JSON object of settings by strategy name.
     #[error("{path}: not a settings file ({source}); move it away")]
     Corrupt {
+        /// The settings file.
         path: PathBuf,
+        /// Why it does not parse.
         source: serde_json::Error,
     },
+    /// A strategy's records in this folder were made with other settings.
     #[error(
         "{dir} holds {strategy} records made with other settings ({diff}): use another --out, \
          or run with those settings (to start over with these, move {dir}/{FILE} and records.jsonl away)"
     )]
     Mismatch {
+        /// The output folder.
         dir: PathBuf,
+        /// The strategy's report name.
         strategy: String,
+        /// The first few keys that differ, each with its recorded and its new value.
         diff: String,
     },
 }

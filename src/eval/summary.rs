@@ -7,27 +7,40 @@ use serde::Serialize;
 /// One row of the summary.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Row {
+    /// The strategy's report name.
     pub strategy: String,
+    /// Problems with a record.
     pub problems: usize,
+    /// Problems answered right.
     pub correct: usize,
+    /// `correct / problems`, in [0, 1].
     pub accuracy: f64,
+    /// Lower end of the accuracy's 95% Wilson interval, in [0, 1].
     pub ci_low: f64,
+    /// Upper end of the accuracy's 95% Wilson interval, in [0, 1].
     pub ci_high: f64,
     /// Problems where at least one candidate was right.
     pub any_correct: usize,
     /// Share of all candidates that were right: what one sample alone scores.
     pub sample_accuracy: f64,
+    /// Policy tokens generated per problem, on average.
     pub mean_generated_tokens: f64,
+    /// Prompt tokens evaluated per problem, on average.
     pub mean_prompt_tokens: f64,
-    /// Generated tokens per second of a problem's own wall time.
+    /// Generated tokens per second of the problems' own wall time (both summed over the
+    /// problems; problems solved concurrently each count their whole wall time).
     pub tokens_per_s: f64,
+    /// Mean wall time of one problem's solve, in seconds.
     pub wall_s_per_problem: f64,
+    /// Problems a budget, deadline or cancel cut short.
     pub truncated: usize,
-    /// Mean scorer-model tokens and scoring seconds per problem (PRM, judge, layer probe).
+    /// Mean scorer-model tokens per problem (PRM, judge, layer probe).
     pub mean_scorer_tokens: f64,
+    /// Mean seconds per problem spent in the scorer.
     pub mean_scoring_s: f64,
-    /// RSD: mean draft tokens per problem and mean acceptance rate.
+    /// RSD: mean draft tokens per problem (None: no record has them).
     pub mean_draft_tokens: Option<f64>,
+    /// RSD: mean acceptance rate over the problems, in [0, 1] (None: no record has one).
     pub mean_acceptance: Option<f64>,
 }
 
