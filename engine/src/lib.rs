@@ -39,6 +39,7 @@ mod generation;
 #[cfg(feature = "llama")]
 pub mod llama;
 pub mod mock;
+mod prompt;
 pub mod sampling;
 pub mod sizing;
 mod stats;
@@ -52,6 +53,7 @@ pub use capacity::{Capacity, WorkerOptions};
 pub use engine::{Branch, Engine, Session};
 pub use error::{EngineError, ErrorSource, Result};
 pub use generation::{Finish, GenSpec};
+pub use prompt::{Prompt, Segment};
 pub use sampling::SamplingParams;
 pub use sizing::Workload;
 pub use stats::{Budget, Stats};

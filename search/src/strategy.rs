@@ -3,7 +3,8 @@
 
 use crate::answer::extract_answer;
 use ponder_engine::{
-    Branch, Budget, ChatMessage, Engine, EngineError, Finish, LayerStates, PromptFormat, Stats,
+    Branch, Budget, ChatMessage, Engine, EngineError, Finish, LayerStates, Prompt, PromptFormat,
+    Stats,
 };
 use ponder_scorers::{MeanLogprob, Sample, ScoreError, Scorer};
 use serde::{Deserialize, Serialize};
@@ -188,19 +189,20 @@ impl Cx {
         self
     }
 
-    /// The prompt text for a problem.
-    pub fn prompt(&self, p: &Problem) -> Result<String, SearchError> {
+    /// The prompt for a problem: the chat template's text, with the system prompt and
+    /// the question as literal text (control tokens a question spells are not parsed).
+    pub fn prompt(&self, p: &Problem) -> Result<Prompt, SearchError> {
         self.prompt_for(&self.engine, p)
     }
 
-    /// The prompt text for a problem in another engine's chat template (e.g. a draft model).
-    pub fn prompt_for(&self, engine: &Engine, p: &Problem) -> Result<String, SearchError> {
+    /// The prompt for a problem in another engine's chat template (e.g. a draft model).
+    pub fn prompt_for(&self, engine: &Engine, p: &Problem) -> Result<Prompt, SearchError> {
         let mut msgs = Vec::new();
         if let Some(s) = &self.system {
             msgs.push(ChatMessage::new("system", s.clone()));
         }
         msgs.push(ChatMessage::new("user", p.question.clone()));
-        Ok(engine.format_prompt(&self.format, &msgs)?)
+        Ok(engine.chat_prompt(&self.format, &msgs)?)
     }
 
     /// Fail before any work when a search would hold more sequences than the engine has.

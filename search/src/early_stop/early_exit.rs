@@ -135,7 +135,7 @@ impl Strategy for EarlyExit {
         self.validate()?;
         let session = cx.session(problem);
         let engine = session.engine().clone();
-        let mut main = session.prefill(&cx.prompt(problem)?)?;
+        let mut main = session.prefill_prompt(&cx.prompt(problem)?)?;
         let probe_spec = GenSpec::new(self.sampling, self.probe_tokens).with_stop(["}"]);
         let (mut answers, mut probes) = (Vec::new(), Vec::new());
         let mut exited = None;

@@ -94,7 +94,7 @@ impl SpecRejection {
         cx.check_sequences(self.n)?;
         let session = cx.session(problem);
         let engine = session.engine().clone();
-        let root = session.prefill(&cx.prompt(problem)?)?;
+        let root = session.prefill_prompt(&cx.prompt(problem)?)?;
         let mut live: Vec<Branch> = root.fork(self.n - 1)?;
         live.insert(0, root);
         // Finished samples keep competing in later rounds (as in the reference code).

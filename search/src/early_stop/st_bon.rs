@@ -320,7 +320,7 @@ impl Strategy for StBoN {
         self.validate()?;
         cx.provides(self)?;
         let session = cx.session(problem);
-        let root = session.prefill(&cx.prompt(problem)?)?;
+        let root = session.prefill_prompt(&cx.prompt(problem)?)?;
         let mut bs = root.fork(self.n - 1)?;
         bs.insert(0, root);
         let mut spec = GenSpec::new(self.sampling, self.chunk);
@@ -368,11 +368,9 @@ impl Strategy for StBoN {
         let t0 = std::time::Instant::now();
         let winner = match cx.layers.as_ref().filter(|_| !self.final_layer) {
             Some(layers) => {
-                let prompt = session.engine().tokenize(
-                    &cx.prompt(problem)?,
-                    true,
-                    session.engine().info().add_bos,
-                )?;
+                let prompt = session
+                    .engine()
+                    .tokenize_prompt(&cx.prompt(problem)?, session.engine().info().add_bos)?;
                 let toks: Vec<&[Token]> = bs.iter().map(|b| b.tokens()).collect();
                 let feats = self.features(layers.as_ref(), &prompt, &toks, window)?;
                 most_consistent_by_feature(&feats)

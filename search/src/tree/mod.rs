@@ -114,7 +114,7 @@ impl<'a> Tree<'a> {
         }
         GenSpec::new(sampling, max_tokens).validate()?;
         let session = cx.session(problem);
-        let branch = session.prefill(&cx.prompt(problem)?)?;
+        let branch = session.prefill_prompt(&cx.prompt(problem)?)?;
         let t = std::time::Instant::now();
         let track = cx
             .scorer

@@ -138,8 +138,8 @@ impl Strategy for Rsd {
         let target_session = cx.session(problem);
         let (seed, id) = target_session.seed();
         let draft_session = draft_engine.session(seed, id, cx.budget.clone());
-        let mut target = target_session.prefill(&cx.prompt(problem)?)?;
-        let mut draft = draft_session.prefill(&cx.prompt_for(draft_engine, problem)?)?;
+        let mut target = target_session.prefill_prompt(&cx.prompt(problem)?)?;
+        let mut draft = draft_session.prefill_prompt(&cx.prompt_for(draft_engine, problem)?)?;
         // The scorer's track of kept steps (none when the target is the reward).
         let mut track = match self.reward {
             Reward::Scorer => Some(

@@ -177,7 +177,7 @@ pub(crate) fn sample(
         return Err(invalid("n", "0 (must be ≥ 1)"));
     }
     let session = cx.session(problem);
-    let root = session.prefill(&cx.prompt(problem)?)?;
+    let root = session.prefill_prompt(&cx.prompt(problem)?)?;
     let mut branches = root.fork(n - 1)?;
     branches.insert(0, root);
     session.extend(branches.iter_mut(), spec)?;

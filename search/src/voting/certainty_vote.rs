@@ -75,7 +75,7 @@ impl Strategy for CertaintyVote {
         self.validate()?;
         let session = cx.session(problem);
         // The prompt is evaluated once; every wave forks from it.
-        let root = session.prefill(&cx.prompt(problem)?)?;
+        let root = session.prefill_prompt(&cx.prompt(problem)?)?;
         let spec = GenSpec::new(self.sampling, self.max_tokens);
         let mut candidates = Vec::new();
         let mut scoring_ms = 0.0;
