@@ -101,3 +101,69 @@ pub fn plan(
         unchecked,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ponder_search::registry::{self, REGISTRY};
+
+    #[test]
+    fn settings_json_rebuilds_every_strategy_and_counts_the_work() {
+        let dir = std::env::temp_dir().join(format!("ponder-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let log = RecordLog::open(&dir).unwrap();
+        let kinds: Vec<String> = REGISTRY.iter().map(|e| e.name.to_string()).collect();
+        let strategies: Vec<_> = REGISTRY
+            .iter()
+            .map(|e| e.build(&serde_json::json!({})).unwrap())
+            .collect();
+        let items: Vec<Item> = (0..3)
+            .map(|i| Item {
+                index: i,
+                id: format!("p{i}"),
+                question: "q".into(),
+                gold: "1".into(),
+            })
+            .collect();
+        let run: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "model": "m.gguf", "draft_model": "d.gguf"
+        }))
+        .unwrap();
+        let p = plan(&dir, &log, &items, &kinds, &strategies, 0, &run, None).unwrap();
+        assert_eq!((p.todo, p.done), (3 * kinds.len(), 0));
+        let text = std::fs::read_to_string(dir.join(settings::FILE)).unwrap();
+        let recorded: Map<String, Value> = serde_json::from_str(&text).unwrap();
+        for s in &strategies {
+            let entry = &recorded[&s.name()];
+            let kind = entry["kind"].as_str().unwrap();
+            let rebuilt = registry::build(kind, &entry["strategy"]).unwrap();
+            assert_eq!(rebuilt.name(), s.name());
+            assert_eq!(rebuilt.settings(), s.settings());
+            // The draft model is recorded only for what reads it.
+            assert_eq!(
+                entry.get("draft_model").is_some(),
+                s.needs().draft_model,
+                "{kind}"
+            );
+        }
+        let err = plan(
+            &dir,
+            &log,
+            &items,
+            &kinds,
+            &strategies,
+            0,
+            &run,
+            Some("nope"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "--baseline nope: not among this run's strategies (greedy, best-of-8-majority"
+            ),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
