@@ -2,9 +2,7 @@
 //! soon as the answers agree enough — certaindex `1 − H / ln n` over the answer clusters
 //! passes a threshold — instead of always paying for all N samples.
 
-use crate::strategy::{
-    invalid, was_truncated, Cx, Needs, Problem, SearchError, Solution, Strategy,
-};
+use crate::strategy::{invalid, Cx, Needs, Problem, SearchError, Solution, Strategy};
 use crate::vote::{certaindex, select, Vote};
 use ponder_engine::{GenSpec, SamplingParams};
 use serde::{Deserialize, Serialize};
@@ -73,32 +71,15 @@ impl Strategy for CertaintyVote {
 
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate()?;
-        let session = cx.session(problem);
-        // The prompt is evaluated once; every wave forks from it.
-        let root = session.prefill_prompt(&cx.prompt(problem)?)?;
         let spec = GenSpec::new(self.sampling, self.max_tokens);
-        let mut candidates = Vec::new();
-        let mut scoring_ms = 0.0;
-        while candidates.len() < self.n {
-            let k = self.wave.min(self.n - candidates.len());
-            let mut wave = root.fork(k)?;
-            session.extend(wave.iter_mut(), &spec)?;
-            let t = std::time::Instant::now();
-            candidates.extend(cx.candidates(problem, &wave)?);
-            scoring_ms += t.elapsed().as_secs_f64() * 1e3;
-            drop(wave);
-            let answers: Vec<Option<&str>> =
-                candidates.iter().map(|c| c.answer.as_deref()).collect();
-            if certaindex(&answers) >= self.threshold || was_truncated(&candidates) {
-                break;
-            }
-        }
-        drop(root);
+        let (candidates, stats, scoring_ms) =
+            super::sample_in_waves(cx, problem, (self.n, self.wave), &spec, |cands| {
+                let answers: Vec<Option<&str>> =
+                    cands.iter().map(|c| c.answer.as_deref()).collect();
+                certaindex(&answers) >= self.threshold
+            })?;
         let chosen = select(&candidates, Vote::Majority);
-        Ok(
-            Solution::new(self.name(), candidates, chosen, session.stats())
-                .scored(scoring_ms, None),
-        )
+        Ok(Solution::new(self.name(), candidates, chosen, stats).scored(scoring_ms, None))
     }
 }
 

@@ -4,3 +4,39 @@
 pub(crate) mod best_of_n;
 pub(crate) mod certainty_vote;
 pub mod length_vote;
+
+use crate::strategy::{was_truncated, Candidate, Cx, Problem, SearchError};
+use ponder_engine::{GenSpec, Stats};
+
+/// Samples in waves of `wave` forks of one prefilled prompt (each wave decodes
+/// together, and with every other problem's work), at most `n` in all, until `enough`
+/// says the candidates so far settle the answer or a budget cut one short. Returns the
+/// candidates, the problem's stats (read after every branch is released) and the time
+/// spent scoring (ms).
+pub(crate) fn sample_in_waves(
+    cx: &Cx,
+    problem: &Problem,
+    (n, wave): (usize, usize),
+    spec: &GenSpec,
+    enough: impl Fn(&[Candidate]) -> bool,
+) -> Result<(Vec<Candidate>, Stats, f64), SearchError> {
+    let session = cx.session(problem);
+    // The prompt is evaluated once; every wave forks from it.
+    let root = session.prefill_prompt(&cx.prompt(problem)?)?;
+    let mut candidates = Vec::new();
+    let mut scoring_ms = 0.0;
+    while candidates.len() < n {
+        let k = wave.min(n - candidates.len());
+        let mut branches = root.fork(k)?;
+        session.extend(branches.iter_mut(), spec)?;
+        let t = std::time::Instant::now();
+        candidates.extend(cx.candidates(problem, &branches)?);
+        scoring_ms += t.elapsed().as_secs_f64() * 1e3;
+        drop(branches);
+        if enough(&candidates) || was_truncated(&candidates) {
+            break;
+        }
+    }
+    drop(root);
+    Ok((candidates, session.stats(), scoring_ms))
+}
