@@ -23,8 +23,8 @@ pub struct SpecRejection {
     /// KV cells this search may fill (the paper's memory limit); None: what a
     /// Best-of-(n/4) holds at full length, `n/4 · max_tokens`. Never more than is free.
     pub kv_budget: Option<usize>,
-    /// Shortest round, in tokens, when `round_tokens` is None and the round length is
-    /// derived from the KV budget; ≥ 1.
+    /// Shortest round in tokens, ≥ 1, when `round_tokens` is None.
+    /// (Such rounds are as long as the KV budget leaves each live sample.)
     pub min_round: usize,
     /// Sampling of every new token.
     pub sampling: SamplingParams,

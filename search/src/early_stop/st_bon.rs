@@ -27,11 +27,12 @@ use ponder_engine::{Finish, GenSpec, LayerStates, SamplingParams, Token};
 pub struct StBoN {
     /// Samples started (N ≥ 2).
     pub n: usize,
-    /// m, > 0: the window is τ = max(1, ⌊m · c⌋) tokens past the divergence step c
-    /// (the paper's m = 1).
+    /// Window coefficient m, > 0 (the paper's 1).
+    /// The vote runs over the τ = max(1, ⌊m · c⌋) tokens past the divergence step c.
     pub tau_coeff: f64,
-    /// Tokens sampled per call while looking for c, ≥ 1 (c is found to the token; a
-    /// larger chunk means fewer engine calls).
+    /// Tokens sampled per call while looking for c, ≥ 1.
+    /// c is found to the token either way; a larger chunk makes fewer calls but may
+    /// sample past the window.
     pub chunk: usize,
     /// Sampling (the paper's T 0.7, top-k 20, top-p 0.95).
     pub sampling: SamplingParams,

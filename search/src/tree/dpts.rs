@@ -21,20 +21,22 @@ pub struct Dpts {
     pub width: usize,
     /// Most paths in the frontier (num_beams); fewer when the KV cache is short.
     pub max_parallel: usize,
-    /// λ_es, ≥ 0: an exploiting path stops early when its best child scores
-    /// ≤ θ_es = λ_es · the mean reward of the nodes that have entered the frontier.
+    /// Early-stop factor λ_es, ≥ 0.
+    /// An exploiting path stops when its best child scores ≤ θ_es = λ_es · the mean
+    /// reward of the nodes that have entered the frontier.
     pub lambda_es: f64,
-    /// λ_ds, ≥ 0: an exploring path turns to exploit when its best child scores
-    /// ≥ θ_ds = λ_ds · the same mean reward (see `lambda_es`).
+    /// Deep-seek factor λ_ds, ≥ 0.
+    /// An exploring path turns to exploit when its best child scores ≥ θ_ds = λ_ds ·
+    /// the same mean reward (see `lambda_es`).
     pub lambda_ds: f64,
-    /// t*: once this many paths have finished, the search stops when no frontier path's
-    /// reward beats the best finished one.
+    /// Finished paths (t*) before the search may stop early.
+    /// It then stops once no frontier path's reward beats the best finished one.
     pub t_star: usize,
-    /// Share of each refill that exploits, in [0, 1] (rounded up; the refilled nodes
-    /// with the best rewards exploit, the others explore).
+    /// Share of each refill that exploits, in [0, 1].
+    /// Rounded up; the refilled nodes with the best rewards exploit, the others explore.
     pub p: f64,
-    /// Exploration constant c of the refill score Q/N + c · √(1 + N_parent) · reward /
-    /// (1 + N) (default 1/√2).
+    /// Exploration constant c of the refill score (default 1/√2).
+    /// The refill score is Q/N + c · √(1 + N_parent) · reward / (1 + N).
     pub c: f64,
     /// Most rounds, ≥ 1 (max_rollout); each round expands every frontier path once.
     pub max_rounds: usize,

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 pub struct FastMcts {
     /// Trajectories simulated (each ends in a candidate).
     pub trajectories: usize,
-    /// UCT exploration constant c, ≥ 0 (default √2); scaled by a child's score once it
-    /// has been visited more than once.
+    /// UCT exploration constant c, ≥ 0 (default √2).
+    /// Once a child has been visited more than once, c is scaled by its score.
     pub c: f64,
     /// Stay (branch here) when a node's score is in (0, l_low] ∪ [l_high, 1);
     /// 0 < l_low < l_high < 1.

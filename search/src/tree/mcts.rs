@@ -28,8 +28,8 @@ pub struct Mcts {
     pub max_depth: usize,
     /// Most unexpanded leaves kept alive (each holds a KV sequence).
     pub max_live: usize,
-    /// PUCT constant c_base, > 0: exploration grows as ln((N + c_base + 1) / c_base)
-    /// with the parent's visits N (openr / AlphaZero: 19652).
+    /// PUCT constant c_base, > 0 (openr / AlphaZero: 19652).
+    /// Exploration grows as ln((N + c_base + 1) / c_base) with the parent's visits N.
     pub c_base: f64,
     /// PUCT exploration constant c_init, added to that logarithm; finite (openr: 1.25).
     pub c_init: f64,
