@@ -635,7 +635,7 @@ fn strategies_lists_the_registry_and_the_help_cannot_drift() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let list = v.as_array().unwrap();
     let names: Vec<&str> = list.iter().map(|e| e["name"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 13);
+    assert_eq!(names.len(), 14);
     for e in list {
         assert!(!e["summary"].as_str().unwrap().is_empty(), "{e}");
         assert!(!e["settings"].as_array().unwrap().is_empty(), "{e}");

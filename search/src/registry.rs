@@ -92,6 +92,7 @@ pub static REGISTRY: std::sync::LazyLock<Vec<Entry>> = std::sync::LazyLock::new(
         entry::<BestOfN>("best-of-n"),
         entry::<LengthVote>("length-vote"),
         entry::<CertaintyVote>("certainty-vote"),
+        entry::<crate::voting::adaptive::AdaptiveConsistency>("adaptive-consistency"),
         entry::<SpecRejection>("spec-rejection"),
         entry::<StBoN>("st-bon"),
         entry::<EarlyExit>("early-exit"),

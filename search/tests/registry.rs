@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 #[test]
 fn every_strategy_round_trips_through_its_settings() {
-    assert_eq!(names().len(), 13);
+    assert_eq!(names().len(), 14);
     for e in REGISTRY.iter() {
         let first = e.build(&json!({})).unwrap();
         assert_eq!(first.settings(), e.defaults(), "{}", e.name);
