@@ -289,7 +289,7 @@ impl Scorer for Prm {
                 .track
                 .state_mut::<PrmTrack>()
                 .ok_or_else(|| ScoreError::new(&self.name, "a track not started by this scorer"))?;
-            let mut text = match st.verdict {
+            let text = match st.verdict {
                 None => String::new(),
                 Some(v) => {
                     let word = if v {
