@@ -70,8 +70,7 @@ fn strategies() -> Vec<Box<dyn Strategy>> {
     ]
 }
 
-/// What must not depend on what else shared the batches: the chosen answer, each
-/// candidate's (answer, tokens), and the generated tokens.
+/// The chosen answer, each candidate's (answer, tokens), and the generated tokens.
 type Outcome = (Option<String>, Vec<(Option<String>, usize)>, u64);
 
 /// What must not depend on what else shared the batches.
