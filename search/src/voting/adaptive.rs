@@ -94,7 +94,7 @@ pub fn leading_counts(cands: &[Candidate]) -> (usize, usize) {
             None => counts.push((k, 1)),
         }
     }
-    counts.sort_by(|x, y| y.1.cmp(&x.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     let at = |i: usize| counts.get(i).map_or(0, |c| c.1);
     (at(0), at(1))
 }
