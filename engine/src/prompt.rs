@@ -83,7 +83,7 @@ impl Prompt {
         }
     }
 
-    /// Split a chat template rendered with [`placeholder`] contents: each placeholder
+    /// Split a chat template rendered with `placeholder` contents: each placeholder
     /// becomes its message's content as literal text, the rest template text. None when
     /// a placeholder is missing or out of order (a template that drops or rewrites
     /// contents: they could not be kept literal).
