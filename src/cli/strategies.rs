@@ -3,6 +3,8 @@
 use anyhow::Result;
 use clap::Args;
 use ponder::search::registry::{self, Entry};
+use std::fmt::Write as _;
+use std::io::Write as _;
 
 /// List every strategy with its settings and defaults, or document one.
 #[derive(Args)]
@@ -22,25 +24,26 @@ pub fn run(a: StrategiesArgs) -> Result<()> {
         Some(n) => vec![registry::lookup(n)?],
         None => registry::REGISTRY.iter().collect(),
     };
+    let mut out = String::new();
     if a.json {
         let list: Vec<_> = entries.iter().map(|e| describe(e)).collect();
-        let out = match a.name {
+        let json = match a.name {
             Some(_) => list.into_iter().next().unwrap_or_default(),
             None => serde_json::Value::Array(list),
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+        return emit(&out);
     }
     for e in &entries {
         if a.name.is_some() {
-            println!("{}\n\n{}\n", e.name, e.doc().trim());
+            writeln!(out, "{}\n\n{}\n", e.name, e.doc().trim())?;
         } else {
-            println!("{:<15} {}", e.name, e.summary());
+            writeln!(out, "{:<15} {}", e.name, e.summary())?;
         }
         let n = e
             .n_key
             .map_or("none".to_string(), |k| format!("sets `{k}`"));
-        println!("{:<15} --n {n}", "");
+        writeln!(out, "{:<15} --n {n}", "")?;
         for s in e.settings() {
             let allowed = if s.allowed.is_empty() {
                 String::new()
@@ -48,20 +51,29 @@ pub fn run(a: StrategiesArgs) -> Result<()> {
                 format!(" [{}]", s.allowed.join(", "))
             };
             let first = s.description.split("\n\n").next().unwrap_or("");
-            println!(
+            writeln!(
+                out,
                 "{:<15}   {} = {}{allowed}  {}",
                 "",
                 s.key,
                 s.default,
                 first.replace('\n', " ")
-            );
+            )?;
         }
-        println!();
+        writeln!(out)?;
     }
     if a.name.is_none() {
-        println!("Settings go in with --set KEY=VALUE or --config FILE; `ponder strategies NAME` documents one.");
+        writeln!(out, "Settings go in with --set KEY=VALUE or --config FILE; `ponder strategies NAME` documents one.")?;
     }
-    Ok(())
+    emit(&out)
+}
+
+/// Print the text; a reader that went away (`ponder strategies | head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn describe(e: &Entry) -> serde_json::Value {
