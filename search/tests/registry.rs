@@ -193,4 +193,6 @@ fn needs_are_declared_not_guessed() {
         (1, false, false)
     );
     assert_eq!(b("best-of-n", json!({"n": 5})).sequences, 5);
+    // Early exit answers from its probes: a judge or PRM would be loaded for nothing.
+    assert!(!b("early-exit", json!({})).scorer);
 }

@@ -126,7 +126,8 @@ impl Strategy for EarlyExit {
         Needs {
             sequences: 2,
             max_tokens: self.max_tokens,
-            scorer: true,
+            // Its answer comes from agreeing probes; no candidate is scored.
+            scorer: false,
             ..Needs::default()
         }
     }
