@@ -24,4 +24,6 @@ eval_ --strategies length-vote,certainty-vote,spec-rejection --n 8 --set spec-re
 eval_ --strategies rsd --draft-model smollm2 --scorer judge
 # The target as its own reward (--set reward=target), δ = 0.7.
 eval_ --strategies rsd --set reward=target --draft-model smollm2
+# Adaptive consistency (registry defaults: waves of 2, Beta rule at 0.95), capped at N = 8.
+eval_ --strategies adaptive-consistency --n 8
 eval_ --summary-only --baseline best-of-8-majority
