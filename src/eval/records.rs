@@ -101,6 +101,23 @@ pub enum RecordError {
     },
 }
 
+/// The records of complete lines (each ending in a newline), in file order.
+fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, RecordError> {
+    let mut records = Vec::new();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let r = serde_json::from_slice(line).map_err(|e| RecordError::Corrupt {
+            path: path.to_path_buf(),
+            line: i + 1,
+            reason: e.to_string(),
+        })?;
+        records.push(r);
+    }
+    Ok(records)
+}
+
 impl RecordLog {
     /// Open (creating the folder and file) and read the records already there.
     pub fn open(dir: &Path) -> Result<Self, RecordError> {
@@ -116,26 +133,16 @@ impl RecordLog {
             .create(true)
             .open(&path)
             .map_err(io(&path))?;
-        let mut text = String::new();
-        file.read_to_string(&mut text).map_err(io(&path))?;
+        // Bytes, not text: a write cut short may end inside a multi-byte character.
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io(&path))?;
         // Everything after the last newline is a torn write: drop it.
-        let keep = text.rfind('\n').map_or(0, |i| i + 1);
-        if keep < text.len() {
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if keep < bytes.len() {
             file.set_len(keep as u64).map_err(io(&path))?;
             file.seek(SeekFrom::End(0)).map_err(io(&path))?;
         }
-        let mut records = Vec::new();
-        for (i, line) in text[..keep].lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let r = serde_json::from_str(line).map_err(|e| RecordError::Corrupt {
-                path: path.clone(),
-                line: i + 1,
-                reason: e.to_string(),
-            })?;
-            records.push(r);
-        }
+        let records = parse(&path, &bytes[..keep])?;
         Ok(Self {
             path,
             file,
@@ -224,6 +231,30 @@ mod tests {
         assert!(text
             .lines()
             .all(|l| serde_json::from_str::<Record>(l).is_ok()));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_tear_inside_a_multibyte_character_is_cut() {
+        let d = tmp("utf8");
+        let mut log = RecordLog::open(&d).unwrap();
+        let mut r = rec("é-1", "greedy", true);
+        r.answer = Some("½".into());
+        log.append(r.clone()).unwrap();
+        drop(log);
+        // The next line cut after the first byte of 'é' (0xC3 0xA9): not UTF-8 text.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join("records.jsonl"))
+            .unwrap();
+        f.write_all(b"{\"id\": \"\xC3").unwrap();
+        drop(f);
+        let mut log = RecordLog::open(&d).unwrap();
+        assert_eq!(log.records, [r]);
+        log.append(rec("b", "greedy", true)).unwrap();
+        drop(log);
+        let text = std::fs::read_to_string(d.join("records.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
         let _ = std::fs::remove_dir_all(&d);
     }
 
