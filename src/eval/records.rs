@@ -76,6 +76,48 @@ pub struct RecordLog {
     file: std::fs::File,
     /// Every record in the file, in file order: those read on open, then those appended.
     pub records: Vec<Record>,
+    /// The first append that failed: every later append is refused with it, so nothing
+    /// lands after a torn line (the next open cuts that line off).
+    failed: Option<Failure>,
+    /// Test-only: a write error to inject (see [`RecordLog::inject_fault`]).
+    #[cfg(test)]
+    fault: Option<Fault>,
+}
+
+/// A failed append's error, kept to refuse every later append with the same error.
+#[derive(Clone, Debug)]
+struct Failure {
+    os: Option<i32>,
+    kind: std::io::ErrorKind,
+    message: String,
+}
+
+impl Failure {
+    fn of(e: &std::io::Error) -> Self {
+        Self {
+            os: e.raw_os_error(),
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The same error again (an OS error as itself, any other with its message).
+    fn error(&self) -> std::io::Error {
+        match self.os {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::new(self.kind, self.message.clone()),
+        }
+    }
+}
+
+/// Test-only: an injected write error, standing for a full disk.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug)]
+struct Fault {
+    /// Appends that still succeed before the faulty one.
+    after: usize,
+    /// Bytes of the faulty append's line written before the error (a torn write).
+    torn: usize,
 }
 
 /// Why the record file could not be used.
@@ -87,6 +129,19 @@ pub enum RecordError {
         /// The folder or file.
         path: PathBuf,
         /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Appending a record failed (a full disk, an I/O error): the run stops there, and
+    /// every later append of this log is refused with the same error. The records
+    /// before it stay; at worst the file ends in a torn line, which the next open cuts.
+    #[error(
+        "cannot append to {path}: {source}; the run stopped at the first failed write \
+         (the records before it are kept: fix the cause, e.g. free disk space, and rerun to resume)"
+    )]
+    Append {
+        /// The record file.
+        path: PathBuf,
+        /// The first append's I/O error.
         source: std::io::Error,
     },
     /// A complete line of the file is not a record.
@@ -147,7 +202,38 @@ impl RecordLog {
             path,
             file,
             records,
+            failed: None,
+            #[cfg(test)]
+            fault: None,
         })
+    }
+
+    /// Test-only error hook (compiled only into this crate's unit tests): after `after`
+    /// more appends succeed, the next one writes the first `torn` bytes of its line and
+    /// fails as a full disk does (`StorageFull`). It fires once: later writes reach the
+    /// file again, as they may when space is freed meanwhile.
+    #[cfg(test)]
+    pub(crate) fn inject_fault(&mut self, after: usize, torn: usize) {
+        self.fault = Some(Fault { after, torn });
+    }
+
+    /// Write one line, through the test-only fault when one is armed.
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if let Some(f) = &mut self.fault {
+            if f.after == 0 {
+                let torn = f.torn.min(line.len());
+                self.fault = None;
+                self.file.write_all(&line[..torn])?;
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "No space left on device (injected)",
+                ));
+            }
+            f.after -= 1;
+        }
+        self.file.write_all(line)?;
+        self.file.flush()
     }
 
     /// Keys of the work already done.
@@ -155,17 +241,22 @@ impl RecordLog {
         self.records.iter().map(Record::key).collect()
     }
 
-    /// Append one record as one write of one line, flushed to the OS.
+    /// Append one record as one write of one line, flushed to the OS. After a failed
+    /// append every later one is refused with the first error ([`RecordError::Append`]).
     pub fn append(&mut self, r: Record) -> Result<(), RecordError> {
+        let err = |path: &Path, source| RecordError::Append {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(f) = &self.failed {
+            return Err(err(&self.path, f.error()));
+        }
         let mut line = serde_json::to_string(&r).expect("records serialise");
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|_| self.file.flush())
-            .map_err(|source| RecordError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+        if let Err(e) = self.write_line(line.as_bytes()) {
+            self.failed = Some(Failure::of(&e));
+            return Err(err(&self.path, e));
+        }
         self.records.push(r);
         Ok(())
     }
@@ -255,6 +346,35 @@ mod tests {
         drop(log);
         let text = std::fs::read_to_string(d.join("records.jsonl")).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn after_a_failed_append_every_later_one_is_refused_and_the_file_stays_readable() {
+        let d = tmp("fail");
+        let mut log = RecordLog::open(&d).unwrap();
+        log.append(rec("a", "greedy", true)).unwrap();
+        log.inject_fault(0, 9);
+        let first = log
+            .append(rec("b", "greedy", true))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            first.contains("records.jsonl") && first.contains("No space left on device"),
+            "{first}"
+        );
+        // The disk has room again: still refused, with the first error, not a line
+        // appended after the torn one.
+        let later = log
+            .append(rec("c", "greedy", true))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(later, first);
+        assert_eq!(log.records.len(), 1);
+        drop(log);
+        let log = RecordLog::open(&d).expect("at worst a torn last line, cut on open");
+        let ids: Vec<&str> = log.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a"]);
         let _ = std::fs::remove_dir_all(&d);
     }
 
