@@ -1,11 +1,25 @@
 //! `records.jsonl`: one line per (problem, strategy), appended as each finishes, so a
 //! killed run loses at most the problems in flight. On reopen a torn last line (a write
 //! cut short) is cut off before anything new is appended.
+//!
+//! One writer per folder: [`RecordLog::open`] holds an exclusive lock on
+//! [`LOCK_FILE`] in the folder for as long as the log lives (the whole run), and a
+//! second writer is refused at once ([`RecordError::Busy`]) instead of solving the same
+//! problems and appending them twice. Readers ([`read`], what `--summary-only` uses)
+//! take no lock: they neither create nor repair anything, and ignore a torn last line,
+//! so they may read a folder while a run appends to it.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+/// The record file's name in an output folder.
+pub const FILE: &str = "records.jsonl";
+
+/// The lock file a writer holds in its output folder (left in place after the run: a
+/// lock file removed while another process waits on it would let two writers in).
+pub const LOCK_FILE: &str = "eval.lock";
 
 /// The outcome of one strategy on one problem.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,6 +90,8 @@ pub struct RecordLog {
     file: std::fs::File,
     /// Every record in the file, in file order: those read on open, then those appended.
     pub records: Vec<Record>,
+    /// The folder's lock file, locked exclusively until the log is dropped.
+    _lock: std::fs::File,
     /// The first append that failed: every later append is refused with it, so nothing
     /// lands after a torn line (the next open cuts that line off).
     failed: Option<Failure>,
@@ -144,6 +160,15 @@ pub enum RecordError {
         /// The first append's I/O error.
         source: std::io::Error,
     },
+    /// Another process (another `ponder eval`) is writing into the folder.
+    #[error(
+        "{dir} is in use: another ponder eval holds its lock ({dir}/{LOCK_FILE}) and is \
+         writing records there; wait for it to finish, or use another --out"
+    )]
+    Busy {
+        /// The output folder.
+        dir: PathBuf,
+    },
     /// A complete line of the file is not a record.
     #[error("{path}:{line}: not a record ({reason}); move the file away or fix the line")]
     Corrupt {
@@ -154,6 +179,20 @@ pub enum RecordError {
         /// Why it does not parse.
         reason: String,
     },
+}
+
+/// The records in `dir` without writing: no lock, no folder or file created (none is no
+/// records), and a torn last line (a run appending to it now, or killed) ignored, not
+/// cut. For reading a folder that a run may be writing to (`--summary-only`).
+pub fn read(dir: &Path) -> Result<Vec<Record>, RecordError> {
+    let path = dir.join(FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(RecordError::Io { path, source }),
+    };
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    parse(&path, &bytes[..keep])
 }
 
 /// The records of complete lines (each ending in a newline), in file order.
@@ -181,7 +220,23 @@ impl RecordLog {
             move |source| RecordError::Io { path, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let path = dir.join("records.jsonl");
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(RecordError::Busy {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        let path = dir.join(FILE);
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .append(true)
@@ -202,6 +257,7 @@ impl RecordLog {
             path,
             file,
             records,
+            _lock: lock,
             failed: None,
             #[cfg(test)]
             fault: None,
@@ -375,6 +431,39 @@ mod tests {
         let log = RecordLog::open(&d).expect("at worst a torn last line, cut on open");
         let ids: Vec<&str> = log.records.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["a"]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_second_writer_of_one_folder_is_refused_at_once() {
+        let d = tmp("lock");
+        let mut log = RecordLog::open(&d).unwrap();
+        log.append(rec("a", "greedy", true)).unwrap();
+        let t = std::time::Instant::now();
+        let e = RecordLog::open(&d)
+            .err()
+            .expect("two writers of one folder");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "not waited for"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&d.display().to_string()) && msg.contains("another ponder eval"),
+            "{msg}"
+        );
+        // A reader shares the folder, and ignores a line being written.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join(FILE))
+            .unwrap()
+            .write_all(b"{\"id\":")
+            .unwrap();
+        assert_eq!(read(&d).unwrap().len(), 1);
+        assert!(read(&d.join("none")).unwrap().is_empty());
+        assert!(!d.join("none").exists(), "a reader creates nothing");
+        drop(log);
+        assert_eq!(RecordLog::open(&d).unwrap().records.len(), 1, "free again");
         let _ = std::fs::remove_dir_all(&d);
     }
 
