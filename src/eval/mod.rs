@@ -193,7 +193,9 @@ pub fn write_summary(
     }
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|source| EvalError::Io { path, source })
+        // Atomic: a --summary-only beside a running eval may write these at once.
+        crate::durable::replace(&path, text.as_bytes())
+            .map_err(|source| EvalError::Io { path, source })
     };
     write("summary.md", &format!("# {title}\n\n{md}"))?;
     write("summary.csv", &summary::csv(&rows))?;
