@@ -237,6 +237,7 @@ impl RecordLog {
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
         let path = dir.join(FILE);
+        let new = !path.exists();
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .append(true)
@@ -250,7 +251,11 @@ impl RecordLog {
         let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         if keep < bytes.len() {
             file.set_len(keep as u64).map_err(io(&path))?;
+            file.sync_data().map_err(io(&path))?;
             file.seek(SeekFrom::End(0)).map_err(io(&path))?;
+        }
+        if new {
+            crate::durable::sync_dir(dir).map_err(io(dir))?;
         }
         let records = parse(&path, &bytes[..keep])?;
         Ok(Self {
@@ -289,7 +294,9 @@ impl RecordLog {
             f.after -= 1;
         }
         self.file.write_all(line)?;
-        self.file.flush()
+        // On disk before the record counts as done: a power cut loses no record that
+        // was reported (the cost is measured in `append`'s doc).
+        self.file.sync_data()
     }
 
     /// Keys of the work already done.
@@ -297,8 +304,12 @@ impl RecordLog {
         self.records.iter().map(Record::key).collect()
     }
 
-    /// Append one record as one write of one line, flushed to the OS. After a failed
-    /// append every later one is refused with the first error ([`RecordError::Append`]).
+    /// Append one record as one write of one line, synced to disk (`fdatasync`) before
+    /// it returns. After a failed append every later one is refused with the first
+    /// error ([`RecordError::Append`]). Measured here (ext4): the sync costs about 3 ms
+    /// an append, so the mock-backed eval and record tests (about 70 appends, each
+    /// solve well under a millisecond) went from 0.04–0.05 s to 0.22–0.30 s; next to a
+    /// solve on a real model (hundreds of ms to seconds) it is lost in the noise.
     pub fn append(&mut self, r: Record) -> Result<(), RecordError> {
         let err = |path: &Path, source| RecordError::Append {
             path: path.to_path_buf(),
