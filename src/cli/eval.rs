@@ -1,6 +1,6 @@
 //! `ponder eval`: strategies over a dataset, with records, summaries and a plot.
 
-use super::args::{strategy_parser, ModelArgs, RunArgs, StrategyArgs};
+use super::args::{bounded, strategy_parser, ModelArgs, RunArgs, StrategyArgs};
 use super::dataset_label;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -17,15 +17,16 @@ pub struct EvalArgs {
     /// Comma-separated strategies, e.g. greedy,best-of-n.
     #[arg(long, default_value = "greedy,best-of-n", value_delimiter = ',', value_parser = strategy_parser())]
     strategies: Vec<String>,
-    /// Only the first K problems.
-    #[arg(long)]
+    /// Only the first K problems (at least 1; omit it for every problem).
+    #[arg(long, value_parser = bounded(1, usize::MAX, "problems, at least 1 (omit --limit for every problem)"))]
     limit: Option<usize>,
     /// Output folder (records.jsonl, summary.md/.csv, accuracy_vs_tokens.svg/.png); reruns resume.
     /// One run writes into a folder at a time (it holds eval.lock there): a second is refused.
     #[arg(long)]
     out: PathBuf,
-    /// Problems solved at once (their branches share decode steps).
-    #[arg(long, default_value_t = 4)]
+    /// Problems solved at once (their branches share decode steps), 1 to 256: each holds
+    /// at least one of llama.cpp's 256 sequences.
+    #[arg(long, default_value_t = 4, value_parser = bounded(1, ponder::engine::sizing::MAX_SEQUENCES, "problems solved at once, 1 to 256 (each holds at least one of llama.cpp's 256 sequences)"))]
     concurrency: usize,
     /// The dataset's question field (with --answer-field), for a custom format.
     #[arg(long)]
@@ -56,9 +57,6 @@ pub struct EvalArgs {
 /// Solve what is not recorded yet, then write the summary of everything recorded.
 pub fn run(a: EvalArgs) -> Result<()> {
     use ponder::eval::{self, dataset, plan, records, records::RecordLog};
-    if a.concurrency == 0 {
-        bail!("invalid --concurrency: 0 (must be ≥ 1)");
-    }
     let strategies = if a.summary_only {
         Vec::new()
     } else {
