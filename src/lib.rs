@@ -25,6 +25,7 @@ pub use ponder_scorers as scorers;
 pub use ponder_search as search;
 
 pub mod bench;
+pub mod durable;
 pub mod eval;
 pub mod models;
 

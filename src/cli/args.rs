@@ -16,20 +16,48 @@ pub fn strategy_parser() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(registry::names())
 }
 
+/// A clap parser for a whole number in `lo..=hi`; `what` says what the number is and
+/// why those are its bounds (shown with the value when it is refused).
+pub fn bounded<T>(
+    lo: T,
+    hi: T,
+    what: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + Send + Sync + 'static,
+{
+    move |s: &str| match s.trim().parse::<T>() {
+        Ok(v) if v >= lo && v <= hi => Ok(v),
+        Ok(v) => Err(format!("{v} is out of range: {what}")),
+        Err(_) => Err(format!("not a whole number in {lo}..={hi}: {what}")),
+    }
+}
+
+/// The most compute threads taken: ggml's thread pool holds at most 512
+/// (`GGML_MAX_N_THREADS`).
+pub const MAX_THREADS: i32 = 512;
+
+/// The most KV cells `--ctx` takes (2^20; a 0.5B model's cache at that size is ~12 GB).
+pub const MAX_CTX: u32 = 1 << 20;
+
 /// Which model, and how it is loaded.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
     /// GGUF model file, or a known model fetched and cached on first use:
-    /// qwen2.5-coder-0.5b (the default) or smollm2 (SmolLM2-135M, the test model).
+    /// qwen2.5-coder-0.5b (the default), qwen2.5-coder-1.5b (1.1 GB) or smollm2
+    /// (SmolLM2-135M, the test model).
     #[arg(long)]
     pub model: Option<String>,
-    /// KV cells shared by all branches (default: sized from what the strategies hold).
-    #[arg(long)]
+    /// KV cells shared by all branches, 1 to 1048576 (default: sized from what the
+    /// strategies hold).
+    #[arg(long, value_parser = bounded(1, MAX_CTX, "KV cells, 1 to 1048576 (omit --ctx to size them from the strategies)"))]
     pub ctx: Option<u32>,
-    /// Compute threads (default: all cores).
-    #[arg(long)]
+    /// Compute threads, 1 to 512 (default: all cores).
+    #[arg(long, value_parser = bounded(1, MAX_THREADS, "compute threads, 1 to 512 (omit --threads for all cores)"))]
     pub threads: Option<i32>,
-    /// Layers to offload to the GPU (builds with --features cuda/metal/vulkan).
+    /// Layers to offload to the GPU (builds with --features cuda/metal/vulkan): 0 runs on
+    /// the CPU; more than the model has offloads every layer (999 = all); no effect in a
+    /// build without a GPU backend.
     #[arg(long, default_value_t = 0)]
     pub gpu_layers: u32,
 }
@@ -192,8 +220,9 @@ pub struct RunArgs {
     /// box the answer).
     #[arg(long)]
     pub system: Option<String>,
-    /// Cap on tokens generated over all branches of a problem.
-    #[arg(long)]
+    /// Cap on tokens generated over all branches of a problem (at least 1; omit it for
+    /// no cap).
+    #[arg(long, value_parser = bounded(1, u64::MAX, "tokens over all branches of a problem, at least 1 (omit --budget-tokens for no cap)"))]
     pub budget_tokens: Option<u64>,
     /// How candidates and steps are scored.
     #[arg(long, value_enum, default_value = "logprob")]
@@ -271,7 +300,7 @@ impl RunArgs {
             let Some(d) = &self.draft_model else {
                 let who = strategies.iter().filter(|s| s.needs().draft_model);
                 let who: Vec<String> = who.map(|s| s.name()).collect();
-                bail!("{} needs a draft model: --draft-model PATH|smollm2|qwen2.5-coder-0.5b (--model is the target)", who.join(", "));
+                bail!("{} needs a draft model: --draft-model PATH|smollm2|qwen2.5-coder-0.5b|qwen2.5-coder-1.5b (--model is the target)", who.join(", "));
             };
             let path = ponder::models::resolve(d)
                 .with_context(|| format!("the draft model (--draft-model {d})"))?;

@@ -1,6 +1,6 @@
 //! `ponder eval`: strategies over a dataset, with records, summaries and a plot.
 
-use super::args::{strategy_parser, ModelArgs, RunArgs, StrategyArgs};
+use super::args::{bounded, strategy_parser, ModelArgs, RunArgs, StrategyArgs};
 use super::dataset_label;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -17,14 +17,16 @@ pub struct EvalArgs {
     /// Comma-separated strategies, e.g. greedy,best-of-n.
     #[arg(long, default_value = "greedy,best-of-n", value_delimiter = ',', value_parser = strategy_parser())]
     strategies: Vec<String>,
-    /// Only the first K problems.
-    #[arg(long)]
+    /// Only the first K problems (at least 1; omit it for every problem).
+    #[arg(long, value_parser = bounded(1, usize::MAX, "problems, at least 1 (omit --limit for every problem)"))]
     limit: Option<usize>,
     /// Output folder (records.jsonl, summary.md/.csv, accuracy_vs_tokens.svg/.png); reruns resume.
+    /// One run writes into a folder at a time (it holds eval.lock there): a second is refused.
     #[arg(long)]
     out: PathBuf,
-    /// Problems solved at once (their branches share decode steps).
-    #[arg(long, default_value_t = 4)]
+    /// Problems solved at once (their branches share decode steps), 1 to 256: each holds
+    /// at least one of llama.cpp's 256 sequences.
+    #[arg(long, default_value_t = 4, value_parser = bounded(1, ponder::engine::sizing::MAX_SEQUENCES, "problems solved at once, 1 to 256 (each holds at least one of llama.cpp's 256 sequences)"))]
     concurrency: usize,
     /// The dataset's question field (with --answer-field), for a custom format.
     #[arg(long)]
@@ -40,7 +42,8 @@ pub struct EvalArgs {
     #[arg(long)]
     baseline: Option<String>,
     /// Solve nothing and load no model: summarize every strategy recorded in --out for
-    /// these problems.
+    /// these problems. Takes no lock (it only reads the records), so it may run while an
+    /// eval writes into the folder.
     #[arg(long)]
     summary_only: bool,
     #[command(flatten)]
@@ -53,10 +56,7 @@ pub struct EvalArgs {
 
 /// Solve what is not recorded yet, then write the summary of everything recorded.
 pub fn run(a: EvalArgs) -> Result<()> {
-    use ponder::eval::{self, dataset, plan, records::RecordLog};
-    if a.concurrency == 0 {
-        bail!("invalid --concurrency: 0 (must be ≥ 1)");
-    }
+    use ponder::eval::{self, dataset, plan, records, records::RecordLog};
     let strategies = if a.summary_only {
         Vec::new()
     } else {
@@ -74,13 +74,18 @@ pub fn run(a: EvalArgs) -> Result<()> {
         eprintln!("warning: skipped line {line}: {why}");
     }
     let items = &data.items[..a.limit.unwrap_or(usize::MAX).min(data.items.len())];
-    let mut log = RecordLog::open(&a.out)?;
-    if a.summary_only && log.records.is_empty() {
-        bail!("nothing recorded in {} to summarize", a.out.display());
+    if a.summary_only {
+        // A reader: no lock, nothing repaired or created, so it may run beside an eval
+        // writing into the same folder.
+        let records = records::read(&a.out)?;
+        if records.is_empty() {
+            bail!("nothing recorded in {} to summarize", a.out.display());
+        }
+        return summarize(&a, items, &records, None, "from recorded runs");
     }
-    let plan = if a.summary_only {
-        None
-    } else {
+    // The one writer of this folder for the whole run: a second eval is refused here.
+    let mut log = RecordLog::open(&a.out)?;
+    let plan = {
         let p = plan::plan(
             &a.out,
             &log,
@@ -107,9 +112,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
             p.done,
             a.out.display()
         );
-        Some(p)
+        p
     };
-    let todo = plan.as_ref().map_or(0, |p| p.todo);
+    let todo = plan.todo;
     if todo > 0 {
         let longest = items.iter().map(|i| i.question.len()).max().unwrap_or(0);
         let concurrency = a.concurrency.min(todo);
@@ -135,26 +140,31 @@ pub fn run(a: EvalArgs) -> Result<()> {
         })?;
         pb.finish_and_clear();
     }
-    // A summary of recorded runs knows neither their N nor their token limit: the
-    // strategy names carry N, settings.json the rest.
-    let settings = match plan.is_some() {
-        false => "from recorded runs".to_string(),
-        true => {
-            let most = strategies.iter().map(|s| s.needs().max_tokens).max();
-            format!("max {} tokens", most.unwrap_or(0))
-        }
-    };
+    let most = strategies.iter().map(|s| s.needs().max_tokens).max();
+    let settings = format!("max {} tokens", most.unwrap_or(0));
+    summarize(&a, items, &log.records, Some(&plan.names), &settings)
+}
+
+/// Write and print the summary of `records` for these items (of `names`, or every
+/// strategy recorded), titled with `settings`.
+fn summarize(
+    a: &EvalArgs,
+    items: &[ponder::eval::dataset::Item],
+    records: &[ponder::eval::records::Record],
+    names: Option<&[String]>,
+    settings: &str,
+) -> Result<()> {
     let title = format!(
         "{} · {} problems · {settings} · seed {}",
         dataset_label(&a.dataset),
         items.len(),
         a.run.seed
     );
-    let md = eval::write_summary(
+    let md = ponder::eval::write_summary(
         &a.out,
-        &log.records,
+        records,
         items,
-        plan.as_ref().map(|p| p.names.as_slice()),
+        names,
         a.run.seed,
         &title,
         a.baseline.as_deref(),

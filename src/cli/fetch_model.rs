@@ -6,7 +6,8 @@ use clap::Args;
 /// Download a known model into the cache (once) and print its path.
 #[derive(Args)]
 pub struct FetchModelArgs {
-    /// qwen2.5-coder-0.5b (the default model) or smollm2 (the test model).
+    /// qwen2.5-coder-0.5b (the default model), qwen2.5-coder-1.5b (1.1 GB) or smollm2
+    /// (the test model).
     name: Option<String>,
 }
 

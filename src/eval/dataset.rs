@@ -13,7 +13,8 @@ pub struct Item {
     pub index: u64,
     /// A stable id: the record's `id`/`unique_id` field if present, else `line-N`.
     pub id: String,
-    /// The question text, as the model is asked it.
+    /// The question text, as the model is asked it (never blank: a record whose question
+    /// is empty is a bad line).
     pub question: String,
     /// The reference answer, as extracted (GSM8K's text after `####`).
     pub gold: String,
@@ -80,13 +81,24 @@ pub enum DatasetError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// No line gave a problem (the file is empty, blank, or every line was skipped).
+    /// No line gave a problem: the file is empty or blank.
     #[error("dataset {path} has no records")]
     Empty {
         /// The dataset file.
         path: PathBuf,
     },
-    /// A line is not a JSON object with the fields (under [`OnBadLine::Stop`]).
+    /// Every line that is not blank was skipped as bad (under [`OnBadLine::Skip`]).
+    #[error("dataset {path} has no usable records: all {skipped} were skipped as bad lines; the first: {first}")]
+    AllSkipped {
+        /// The dataset file.
+        path: PathBuf,
+        /// How many lines were skipped.
+        skipped: usize,
+        /// Why the first one was.
+        first: String,
+    },
+    /// A line is not a JSON object with the fields, or its question or answer is empty
+    /// (under [`OnBadLine::Stop`]).
     #[error("{path}:{line}: {reason}")]
     BadLine {
         /// The dataset file.
@@ -165,8 +177,8 @@ pub fn parse(
         };
         let (qf, af) = fmt.fields();
         let item = (|| {
-            let question = as_text(rec.get(qf)).ok_or_else(|| format!("no text field {qf:?}"))?;
-            let raw = as_text(rec.get(af)).ok_or_else(|| format!("no answer field {af:?}"))?;
+            let question = field(rec.get(qf), qf, "question")?;
+            let raw = field(rec.get(af), af, "answer")?;
             let gold = if raw.contains("####") {
                 gsm8k_gold(&raw).ok_or_else(|| "nothing after ####".to_string())?
             } else {
@@ -187,7 +199,10 @@ pub fn parse(
         match item {
             Ok(it) => items.push(it),
             Err(reason) => {
-                if fields.is_none() && items.is_empty() {
+                // The layout was detected from this very record: a field it has but
+                // that is empty is a bad line, not an unknown layout.
+                let empty = reason.starts_with("empty ");
+                if fields.is_none() && items.is_empty() && !empty {
                     return Err(DatasetError::UnknownFields {
                         path: path.into(),
                         found: rec.keys().cloned().collect(),
@@ -196,6 +211,13 @@ pub fn parse(
                 skip(bad(reason), on_bad, &mut skipped, lineno)?;
             }
         }
+    }
+    if let (true, Some((_, first))) = (items.is_empty(), skipped.first()) {
+        return Err(DatasetError::AllSkipped {
+            path: path.into(),
+            skipped: skipped.len(),
+            first: first.clone(),
+        });
     }
     if items.is_empty() {
         return Err(DatasetError::Empty { path: path.into() });
@@ -232,6 +254,21 @@ fn detect(rec: &serde_json::Map<String, Value>) -> Option<Format> {
         Some(Format::MultiArith)
     } else {
         None
+    }
+}
+
+/// A record's question or answer (`what`) from its field `name`: text that is not
+/// blank, or a number. An empty one is refused like a malformed line (`solve` refuses an
+/// empty question too).
+fn field(v: Option<&Value>, name: &str, what: &str) -> Result<String, String> {
+    match v {
+        None | Some(Value::Null) => Err(format!("no {what} field {name:?}")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(format!("empty {what} (field {name:?})"))
+        }
+        other => {
+            as_text(other).ok_or_else(|| format!("{what} field {name:?} is not text or a number"))
+        }
     }
 }
 
@@ -325,6 +362,27 @@ mod tests {
         assert_eq!(d.skipped.len(), 1);
         assert_eq!(d.skipped[0].0, 2);
         assert_eq!(d.items[1].index, 1, "indices count parsed records only");
+    }
+
+    #[test]
+    fn an_empty_question_is_a_bad_line_named_by_number() {
+        let text = "{\"input\": \"  \", \"target\": 1}\n{\"input\": \"a\", \"target\": 2}\n{\"input\": \"\", \"target\": 3}\n";
+        match p(text) {
+            Err(DatasetError::BadLine {
+                line: 1, reason, ..
+            }) if reason.contains("empty question (field \"input\")") => {}
+            other => panic!("{other:?}"),
+        }
+        let d = parse(text, Path::new("t"), None, OnBadLine::Skip).unwrap();
+        assert_eq!(d.items.len(), 1);
+        assert_eq!(d.items[0].question, "a");
+        let lines: Vec<usize> = d.skipped.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [1, 3]);
+        assert!(
+            d.skipped[1].1.starts_with("t:3: empty question"),
+            "{:?}",
+            d.skipped
+        );
     }
 
     #[test]

@@ -92,7 +92,9 @@ pub fn record(item: &Item, sol: &ponder_search::Solution, seed: u64) -> Record {
 /// Solve every (item, strategy) pair not yet in `log`, `concurrency` problems at a time,
 /// appending each record as it finishes. Work runs problem by problem (all strategies of a
 /// problem before the next), so a partial run covers every strategy alike. Returns the
-/// number of new records.
+/// number of new records. The first error stops the run: no new problem starts, and
+/// after a failed append (a full disk) the problems still in flight are not appended
+/// either ([`RecordError::Append`]), so the file ends at worst in one torn line.
 ///
 /// Records are keyed by strategy name: a caller that reuses a folder should first check
 /// the strategies' settings with [`settings::reconcile`] (as `ponder eval` does).
@@ -191,7 +193,9 @@ pub fn write_summary(
     }
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|source| EvalError::Io { path, source })
+        // Atomic: a --summary-only beside a running eval may write these at once.
+        crate::durable::replace(&path, text.as_bytes())
+            .map_err(|source| EvalError::Io { path, source })
     };
     write("summary.md", &format!("# {title}\n\n{md}"))?;
     write("summary.csv", &summary::csv(&rows))?;
@@ -312,6 +316,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert_eq!(err, "baseline x has no records here (recorded: greedy)");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_full_disk_stops_the_run_with_a_clear_error_and_a_readable_file() {
+        let model = ChoiceModel::new(&[("so \\boxed{5}", 1.0)]);
+        let engine = Engine::mock(MockConfig {
+            model: Arc::new(model),
+            ..Default::default()
+        })
+        .unwrap();
+        let cx = Cx::new(engine);
+        let strategies = vec![build("best-of-n", &json!({"n": 2, "max_tokens": 16})).unwrap()];
+        let dir = std::env::temp_dir().join(format!("ponder-eval-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut log = RecordLog::open(&dir).unwrap();
+        // The third append writes 20 bytes of its line and fails; four threads are
+        // still solving when it does.
+        log.inject_fault(2, 20);
+        let err = run(&cx, &items(40), &strategies, 4, &mut log, &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&dir.join("records.jsonl").display().to_string())
+                && err.contains("No space left on device")
+                && err.contains("the run stopped at the first failed write"),
+            "{err}"
+        );
+        assert_eq!(log.records.len(), 2, "nothing appended after the failure");
+        drop(log);
+        // The file reads back (its torn tail cut) and the run resumes where it stopped.
+        let mut log = RecordLog::open(&dir).unwrap();
+        assert_eq!(log.records.len(), 2);
+        let n = run(&cx, &items(40), &strategies, 4, &mut log, &|_| {}).unwrap();
+        assert_eq!(n, 38);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -84,11 +84,9 @@ pub fn reconcile(dir: &Path, runs: &[(String, Value)]) -> Result<Vec<String>, Se
     if !added.is_empty() {
         std::fs::create_dir_all(dir).map_err(io)?;
         let text = serde_json::to_string_pretty(&known).expect("JSON values serialise") + "\n";
-        // Whole or not at all: a torn settings file would refuse every later run.
-        let tmp = dir.join(format!("{FILE}.tmp"));
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(io)?;
+        // Whole or not at all: a torn settings file would refuse every later run. A
+        // unique temp name, fsynced before the rename, the folder after.
+        crate::durable::replace(&path, text.as_bytes()).map_err(io)?;
     }
     Ok(added)
 }
@@ -192,6 +190,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("settings.json: not a settings file"), "{err}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn settings_are_written_under_a_unique_temp_name() {
+        let d = dir("tmp");
+        // Another process's temp file under the one shared name (here a folder, which a
+        // write cannot replace): this run's write must not depend on that name.
+        std::fs::create_dir_all(d.join(format!("{FILE}.tmp"))).unwrap();
+        let added = reconcile(&d, &[("bon".into(), json!({"n": 8}))]).unwrap();
+        assert_eq!(added, ["bon"]);
+        let text = std::fs::read_to_string(d.join(FILE)).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["bon"]["n"], 8);
+        let names: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "no temp file left: {names:?}");
         let _ = std::fs::remove_dir_all(&d);
     }
 
