@@ -1,0 +1,330 @@
+//! Unit tests of the answer toolkit.
+
+use super::*;
+
+fn ex(s: &str) -> Option<String> {
+    extract_answer(s)
+}
+fn some(s: &str) -> Option<String> {
+    Some(s.to_string())
+}
+
+// ---- extract_answer -------------------------------------------------
+
+#[test]
+fn minerva_style() {
+    let t = "Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.";
+    assert_eq!(ex(t), some("\\frac{3}{4}"));
+}
+
+#[test]
+fn minerva_beats_boxed() {
+    let t = "\\boxed{9} ... The final answer is $7$. I hope it is correct.";
+    assert_eq!(ex(t), some("7"));
+}
+
+#[test]
+fn nested_boxed() {
+    assert_eq!(
+        ex("So we get $\\boxed{\\frac{1}{2}}$."),
+        some("\\frac{1}{2}")
+    );
+    assert_eq!(
+        ex("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}"),
+        some("(3,\\frac{\\pi}{2})")
+    );
+}
+
+#[test]
+fn last_boxed_wins() {
+    assert_eq!(
+        ex("First \\boxed{3}, then corrected: \\boxed{4}"),
+        some("4")
+    );
+    assert_eq!(ex("\\boxed{3} and \\fbox{8}"), some("8"));
+}
+
+#[test]
+fn boxed_without_braces() {
+    assert_eq!(ex("so $\\boxed 5$ is it"), some("5"));
+}
+
+#[test]
+fn empty_boxed_falls_through() {
+    assert_eq!(ex("The answer is 12. \\boxed{}"), some("12"));
+    assert_eq!(ex("We had 3 then 7 \\boxed{}"), some("7"));
+    assert_eq!(ex("\\boxed{}"), None);
+}
+
+#[test]
+fn unbalanced_boxed_falls_through() {
+    assert_eq!(ex("Total 7 \\boxed{"), some("7"));
+    assert_eq!(ex("\\boxed{\\frac{1}{2}"), some("2"));
+}
+
+#[test]
+fn answer_is_phrase() {
+    assert_eq!(ex("Adding up, the answer is 18."), some("18"));
+    assert_eq!(ex("The answer is 42 apples."), some("42"));
+    assert_eq!(ex("The answer is $1,200. Done 7"), some("1200"));
+    assert_eq!(ex("ANSWER: -7"), some("-7"));
+    assert_eq!(ex("Final answer: 3.25\nchecked with 9"), some("3.25"));
+    assert_eq!(ex("**Answer:** 64"), some("64"));
+}
+
+#[test]
+fn answer_phrase_keeps_expressions_and_text() {
+    assert_eq!(
+        ex("The answer is \\frac{1}{2}. Yes 3"),
+        some("\\frac{1}{2}")
+    );
+    assert_eq!(ex("The answer is 1/2. Yes 3"), some("1/2"));
+    assert_eq!(ex("So the answer is Monday."), some("Monday"));
+}
+
+#[test]
+fn last_answer_phrase_wins() {
+    assert_eq!(
+        ex("The answer is 3. Wait, no: the answer is 4. (5 checks)"),
+        some("4")
+    );
+}
+
+#[test]
+fn empty_answer_phrase_falls_through() {
+    assert_eq!(ex("We computed 9 and 11. The answer is:"), some("11"));
+}
+
+#[test]
+fn last_number_fallback_commas_and_negatives() {
+    assert_eq!(
+        ex("It costs 1,234.5 first and then 2,000 later"),
+        some("2000")
+    );
+    assert_eq!(ex("Between 3 and 1,234.5"), some("1234.5"));
+    assert_eq!(ex("the temperature drops to -15"), some("-15"));
+    assert_eq!(ex("we compute 10-3"), some("3"));
+    assert_eq!(ex("probability .5"), some("0.5"));
+}
+
+#[test]
+fn sentence_final_period_is_not_decimal() {
+    assert_eq!(ex("So the total is 5."), some("5"));
+    assert_eq!(ex("So the total is 5.25."), some("5.25"));
+}
+
+#[test]
+fn nothing_found() {
+    assert_eq!(ex(""), None);
+    assert_eq!(ex("no digits here"), None);
+    assert_eq!(ex("🎉🎉"), None);
+}
+
+#[test]
+fn non_ascii_text() {
+    assert_eq!(ex("答案是 5"), some("5"));
+    assert_eq!(ex("\\boxed{🎉}"), some("🎉"));
+    assert_eq!(ex("é\\boxed{ü} 3"), some("ü"));
+}
+
+// ---- normalize ------------------------------------------------------
+
+#[test]
+fn normalize_cases() {
+    assert_eq!(normalize("\\left( 1, 2 \\right)"), "(1,2)");
+    assert_eq!(normalize("\\dfrac{1}{2}"), "\\frac{1}{2}");
+    assert_eq!(normalize("\\tfrac34"), "\\frac{3}{4}");
+    assert_eq!(normalize("\\frac12"), "\\frac{1}{2}");
+    assert_eq!(normalize("\\frac1{2}"), "\\frac{1}{2}");
+    assert_eq!(normalize("\\frac{1}2"), "\\frac{1}{2}");
+    assert_eq!(normalize("2\\sqrt3"), "2\\sqrt{3}");
+    assert_eq!(normalize("90^\\circ"), "90");
+    assert_eq!(normalize("90^{\\circ}"), "90");
+    assert_eq!(normalize("\\$18.00"), "18");
+    assert_eq!(normalize("$5.50$"), "5.5");
+    assert_eq!(normalize("50\\%"), "50");
+    assert_eq!(normalize("\\text{Monday}"), "Monday");
+    assert_eq!(normalize("\\textbf{\\text{yes}}"), "yes");
+    assert_eq!(normalize("\\mbox{odd}"), "odd");
+    assert_eq!(normalize("18 dollars"), "18");
+    assert_eq!(normalize("12\\text{ cm}^2"), "12");
+    assert_eq!(normalize("3 m"), "3");
+    assert_eq!(normalize("2m"), "2m");
+    assert_eq!(normalize("x = 5"), "5");
+    assert_eq!(normalize("k = 3"), "3");
+    assert_eq!(normalize("x = y = 3"), "x=y=3");
+    assert_eq!(normalize(".5"), "0.5");
+    assert_eq!(normalize("-.5"), "-0.5");
+    assert_eq!(normalize("1,000"), "1000");
+    assert_eq!(normalize("1,234,567.80"), "1234567.8");
+    assert_eq!(normalize("(5,100)"), "(5,100)");
+    assert_eq!(normalize("10\\!000"), "10000");
+    assert_eq!(normalize("3\\,\\text{hours}."), "3");
+    assert_eq!(normalize("  x^2 + 1 "), "x^2+1");
+    assert_eq!(normalize("Mondays"), "Mondays");
+    assert_eq!(normalize(""), "");
+}
+
+// ---- parse_number ---------------------------------------------------
+
+#[test]
+fn parse_number_cases() {
+    assert_eq!(parse_number("42"), Some(42.0));
+    assert_eq!(parse_number("-3.5"), Some(-3.5));
+    assert_eq!(parse_number("+7"), Some(7.0));
+    assert_eq!(parse_number("1/4"), Some(0.25));
+    assert_eq!(parse_number("\\frac{3}{4}"), Some(0.75));
+    assert_eq!(parse_number("-\\frac{3}{4}"), Some(-0.75));
+    assert_eq!(parse_number("\\dfrac{-1}{2}"), Some(-0.5));
+    assert_eq!(parse_number("50%"), Some(0.5));
+    assert_eq!(parse_number("$50\\%$"), Some(0.5));
+    assert_eq!(parse_number("25 percent"), Some(0.25));
+    assert_eq!(parse_number("$1,200"), Some(1200.0));
+    assert_eq!(parse_number("18 dollars"), Some(18.0));
+    assert_eq!(parse_number("abc"), None);
+    assert_eq!(parse_number("2x"), None);
+    assert_eq!(parse_number("1/0"), None);
+    assert_eq!(parse_number(""), None);
+    assert_eq!(parse_number("(1,2)"), None);
+}
+
+// ---- answer_key -----------------------------------------------------
+
+#[test]
+fn answer_key_groups() {
+    for s in ["0.5", "1/2", "\\frac{1}{2}", "\\dfrac12", ".50"] {
+        assert_eq!(answer_key(s), "0.5", "{s}");
+    }
+    for s in ["18", "18.0", "$18", "18 dollars", "\\$18.00"] {
+        assert_eq!(answer_key(s), "18", "{s}");
+    }
+    assert_eq!(answer_key("1/3"), "0.333333");
+    assert_eq!(answer_key("10/3"), "3.333333");
+    assert_eq!(answer_key("-0"), "0");
+    assert_eq!(answer_key("1,000,000"), "1000000");
+    assert_eq!(answer_key("50%"), "0.5");
+    assert_eq!(answer_key("\\text{Monday}"), "Monday");
+    assert_ne!(answer_key("18"), answer_key("19"));
+}
+
+// ---- equivalent -----------------------------------------------------
+
+#[test]
+fn equivalent_numbers() {
+    assert!(equivalent("$18.00", "18"));
+    assert!(equivalent("\\frac{1}{2}", "0.5"));
+    assert!(equivalent("0.5", "1/2"));
+    assert!(equivalent("1/2", "\\frac{1}{2}"));
+    assert!(equivalent("\\dfrac{3}{4}", "0.75"));
+    assert!(equivalent("1,234", "1234"));
+    assert!(equivalent("18 dollars", "18"));
+    assert!(equivalent("x = 5", "5"));
+    assert!(equivalent("0.333333", "1/3"));
+    assert!(equivalent("-\\frac{1}{4}", "-0.25"));
+}
+
+#[test]
+fn equivalent_percent_rule() {
+    assert!(equivalent("50%", "50"));
+    assert!(equivalent("50%", "0.5"));
+    assert!(equivalent("0.5", "50\\%"));
+    assert!(!equivalent("50", "0.5"), "no % → no x100 rule");
+    assert!(!equivalent("5000", "50%"));
+}
+
+#[test]
+fn equivalent_text_and_brackets() {
+    assert!(equivalent("\\text{Monday}", "monday"));
+    assert!(equivalent("x^{2}", "x^2"));
+    assert!(equivalent("{1, 2}", "1,2"));
+    assert!(equivalent("(0.5, 2)", "\\left(\\frac{1}{2}, 2\\right)"));
+    assert!(equivalent("(1, 2)", "1,2"));
+}
+
+#[test]
+fn not_equivalent() {
+    assert!(!equivalent("18", "19"));
+    assert!(!equivalent("1/3", "0.33"));
+    assert!(!equivalent("(1,2)", "(1,3)"));
+    assert!(!equivalent("[0,1)", "(0,1]"));
+    assert!(!equivalent("\\frac{1}{23}", "\\frac{12}{3}"));
+    assert!(!equivalent("(1,2)", "(1,2,3)"));
+    assert!(!equivalent("", ""));
+    assert!(!equivalent("Monday", "Tuesday"));
+}
+
+// ---- gsm8k_gold -----------------------------------------------------
+
+#[test]
+fn gsm8k_gold_real_answer() {
+    let field = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n\
+                 Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n\
+                 #### 72";
+    assert_eq!(gsm8k_gold(field), some("72"));
+    assert_eq!(extract_answer(field), some("72"));
+}
+
+#[test]
+fn gsm8k_gold_commas_and_missing() {
+    assert_eq!(
+        gsm8k_gold("He pays 10*100 = <<10*100=1000>>1000\n#### 1,000"),
+        some("1000")
+    );
+    assert_eq!(gsm8k_gold("#### -3"), some("-3"));
+    assert_eq!(gsm8k_gold("#### 1 #### 2"), some("2"));
+    assert_eq!(gsm8k_gold("no marker 5"), None);
+    assert_eq!(gsm8k_gold("####"), None);
+}
+
+// ---- robustness -----------------------------------------------------
+
+#[test]
+fn no_panic_on_odd_inputs() {
+    let odd = [
+        "",
+        " ",
+        "\\boxed{",
+        "\\boxed",
+        "\\fbox",
+        "\\boxed{}}}",
+        "}}}{{{",
+        "答案是 5",
+        "🎉",
+        "\\boxed{🎉",
+        "final answer is $",
+        "final answer is $🎉$. I hope",
+        "The answer is",
+        "the answer is é.",
+        "İİİ answer is İ",
+        "####",
+        "-",
+        ".",
+        "-.",
+        "1/",
+        "/1",
+        "\\frac{",
+        "\\frac{1}{0}",
+        "(,)",
+        "((((",
+        "%",
+        "$",
+        "x =",
+        "99999999999999999999999999999999999999999999999999999999999999999999999999999999\
+         99999999999999999999999999999999999999999999999999999999999999999999999999999999\
+         99999999999999999999999999999999999999999999999999999999999999999999999999999999\
+         99999999999999999999999999999999999999999999999999999999999999999999999999999999",
+    ];
+    for s in odd {
+        let _ = extract_answer(s);
+        let _ = gsm8k_gold(s);
+        let _ = answer_key(s);
+        let n = normalize(s);
+        assert_eq!(equivalent(s, s), !n.is_empty(), "{s:?}");
+        if let Some(v) = parse_number(s) {
+            assert!(v.is_finite(), "{s:?}");
+        }
+    }
+    assert_eq!(ex("final answer is $🎉$. I hope"), some("🎉"));
+    assert_eq!(ex("the answer is é."), some("é"));
+    assert_eq!(parse_number("\\frac{1}{0}"), None);
+}
