@@ -20,13 +20,26 @@
 //! * Digit-group commas are only removed when the whole answer is a
 //!   thousands-grouped number (`1,000` → `1000`), so tuples such as
 //!   `(5,100)` keep their comma.
+//! * [`equivalent`] compares by structure (sets and solution lists without
+//!   order, tuples and intervals in order, matrices, relations either way
+//!   round, `\pm` as its two values) and, for two single expressions, by
+//!   evaluating both at random points (`x+1` ≡ `1+x`); its doc lists every
+//!   rule. It errs towards "not equal": whatever could be read two ways is
+//!   left to plain string comparison.
 //! * Every string operation uses `find`, regex match offsets or
 //!   `char_indices`, so no input (empty, non-ASCII, emoji) can make the code
-//!   slice a `str` off a char boundary.
+//!   slice a `str` off a char boundary, and nothing recurses without a depth
+//!   bound, so deep nesting cannot overflow the stack.
+//!
+//! Layout: `extract` (finding the answer), `normalize` (canonical strings and
+//! numbers), `shape` (the structure of an answer), `expr` (LaTeX expressions
+//! evaluated numerically), `equal` (the equivalence rules).
 
 mod equal;
+mod expr;
 mod extract;
 mod normalize;
+mod shape;
 #[cfg(test)]
 mod tests;
 

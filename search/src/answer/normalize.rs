@@ -4,12 +4,40 @@ use super::re;
 use regex::{Captures, Regex};
 use std::sync::LazyLock;
 
-static LEFT_RIGHT_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\(?:left|right)\b"));
+static TEXT_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(concat!(
+        r"\\(?:text|textbf|textit|textrm|textsf|texttt|textnormal|textup|mbox|",
+        r"mathrm|mathbf|mathit|mathsf|boldsymbol)\s*\{([^{}]*)\}"
+    ))
+});
 
-static TEXT_RE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\\(?:text|textbf|textit|textrm|mbox|mathrm|mathbf)\s*\{([^{}]*)\}"));
+/// ` or ` / ` and ` between listed items (`x=1 or x=2`, `1, 2, and 3`).
+static OR_AND_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\s*,?\s+(?:or|and)\s+"));
 
-static LEADING_VAR_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(?s)^[A-Za-z]\s*=\s*(.*)$"));
+static MATRIX_ENV_RE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\\(begin|end)\s*\{(?:bmatrix|Bmatrix|matrix|smallmatrix|pmatrix)\}"));
+static ARRAY_BEGIN_RE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\\begin\s*\{array\}\s*(?:\{[^{}]*\})?"));
+
+/// A matrix inside `(..)` / `[..]` (`\left(\begin{array}..\end{array}\right)`).
+static WRAPPED_MATRIX_RE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?s)^\s*[(\[]\s*(\\begin\{pmatrix\}.*\\end\{pmatrix\})\s*[)\]]\s*$"));
+
+static EMPTY_SET_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\\{\s*\\\}"));
+
+static APPROX_LEAD_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(?s)^\\approx\s*(.+)$"));
+
+/// A label before the answer: `x =`, `f(x) =`, `a_1 =`, `\theta =`, `(p, q) =`,
+/// `x \approx`, `x \in`. The rest is kept when it holds no further `=`.
+static LABEL_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(concat!(
+        r"(?s)^(?:[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z0-9,\s]*\))?|",
+        r"\\(?:alpha|beta|gamma|delta|epsilon|theta|lambda|mu|phi|varphi|psi|omega|rho|",
+        r"sigma|tau)(?:_\{?[A-Za-z0-9]+\}?)?|",
+        r"\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])+\s*\))",
+        r"\s*(?:=|\\approx|\\in\b)\s*(.*)$"
+    ))
+});
 
 static UNIT_RE: LazyLock<Regex> = LazyLock::new(|| {
     re(concat!(
@@ -18,7 +46,7 @@ static UNIT_RE: LazyLock<Regex> = LazyLock::new(|| {
         r"centimetres?|mm|millimeters?|feet|foot|ft|inches|inch|miles?|yards?|yd|",
         r"hours?|hrs?|minutes?|mins?|seconds?|secs?|days?|weeks?|months?|years?|yrs?|",
         r"dollars?|cents?|pounds?|lbs?|kg|kilograms?|grams?|ounces?|oz|liters?|litres?|",
-        r"ml|gallons?|percent|degrees?|units?)",
+        r"ml|gallons?|percent|pct|degrees?|units?)",
         r"(?:\^\{?[0-9]\}?|²|³)?\.?$"
     ))
 });
@@ -31,70 +59,128 @@ static SHORT_UNIT_RE: LazyLock<Regex> =
 static GROUPED_NUMBER_RE: LazyLock<Regex> =
     LazyLock::new(|| re(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$"));
 
+/// `1 1/2` (a whole number, a space, a proper fraction), alone or as a list item.
+static MIXED_TEXT_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(^|[\s(\[{,=])(-?[0-9]+)\s+([1-9][0-9]*)\s*/\s*([0-9]+)(\s*(?:$|[)\]},]))")
+});
+
 static BARE_DECIMAL_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(^|[^0-9])\.([0-9])"));
 
 static DECIMAL_RE: LazyLock<Regex> = LazyLock::new(|| re(r"[0-9]+\.[0-9]+"));
 
-static FRAC_TWO_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac([0-9A-Za-z])([0-9A-Za-z])"));
-static FRAC_FIRST_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac([0-9A-Za-z])\{"));
-static FRAC_SECOND_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac\{([^{}]*)\}([0-9A-Za-z])"));
-static SQRT_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\sqrt([0-9A-Za-z])"));
+static FRAC_TWO_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac ?([0-9A-Za-z])([0-9A-Za-z])"));
+static FRAC_FIRST_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac ?([0-9A-Za-z])\{"));
+static FRAC_SECOND_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac\{([^{}]*)\} ?([0-9A-Za-z])"));
+static SQRT_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\sqrt ?([0-9A-Za-z])"));
 
 static PLAIN_NUM_RE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$"));
+    LazyLock::new(|| re(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"));
 static SLASH_FRAC_RE: LazyLock<Regex> =
     LazyLock::new(|| re(r"^([+-]?[0-9]+(?:\.[0-9]+)?)/([+-]?[0-9]+(?:\.[0-9]+)?)$"));
 static TEX_FRAC_RE: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^([+-]?)\\frac\{([+-]?[0-9]+(?:\.[0-9]+)?)\}\{([+-]?[0-9]+(?:\.[0-9]+)?)\}$")
 });
+/// `2\frac{5}{8}` after normalisation (a proper fraction is checked in code).
+static MIXED_NUM_RE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^([+-]?)([0-9]+)\\frac\{([0-9]+)\}\{([0-9]+)\}$"));
+/// `1.5\times10^{3}`, `1.5\cdot10^3`, `1.5*10^3`, `10^{3}`.
+static SCI_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(?:([+-]?[0-9]+(?:\.[0-9]+)?)(?:\\times|\\cdot|\*))?10\^(?:\{([+-]?[0-9]+)\}|([+-]?[0-9]+))$",
+    )
+});
+
+/// Stands in for a LaTeX row break `\\` while the single-backslash tokens
+/// (`\(`, `\[`, `\!`, `\,` ...) are removed, so `\\(` is not mistaken for `\(`.
+const ROW_BREAK: char = '\u{E000}';
 
 // ---------------------------------------------------------------------------
 // Normalisation
 // ---------------------------------------------------------------------------
 
 /// Normalises an answer string (a practical version of the MATH
-/// `strip_string`): LaTeX spacing, `\left`/`\right`, `$`, `%`, degree signs,
-/// `\text{..}` wrappers, trailing units after a number, a leading `x =`,
-/// thousands commas, trailing zeros (`5.50` → `5.5`), `.5` → `0.5`,
-/// `\frac12` → `\frac{1}{2}`, `\sqrt3` → `\sqrt{3}`, all whitespace and a
-/// trailing `.` are removed or canonicalised. Case is preserved.
+/// `strip_string`).
+///
+/// Removed or canonicalised: LaTeX spacing (`\,` `\!` `\;` `\quad`; so
+/// `1\,000` and `10\!000` are `1000`), `\left`/`\right` and `\big` sizes,
+/// `\dfrac`/`\tfrac`/`\cfrac` (→ `\frac`), `\displaystyle`, `$`, `%`, degree
+/// signs (`^\circ`, `°`), `\text{..}` and friends, ` or ` / ` and ` between
+/// items (→ `,`), `bmatrix`/`matrix`/`array` (→ `pmatrix`), relation
+/// spellings (`\leq`, `<=`, `≤` → `\le`; likewise `\ge`, `\ne`; `\lt` → `<`),
+/// Unicode math (`∞` → `\infty`, `±` → `\pm`, `×` → `\times`, ...), `\{\}`
+/// and `\varnothing` (→ `\emptyset`), a leading label (`x =`, `f(x) =`,
+/// `(p,q) =`, `\theta =`, `x \approx`, `x \in`, a bare `\approx`), trailing
+/// units after a number (`cm`, `kg`, `dollars`, `pct`, `degrees`, ...),
+/// thousands commas (`1,000`, `1{,}000`), mixed numbers (`1 1/2` →
+/// `1\frac{1}{2}`), trailing zeros (`5.50` → `5.5`), `.5` → `0.5`,
+/// `\frac12` → `\frac{1}{2}`, `\sqrt3` → `\sqrt{3}`, and a trailing `.`.
+///
+/// All whitespace goes, except one space between a command and a letter
+/// (`\pi r`, `5\ge x`), which keeps the two apart. Case is preserved.
 pub fn normalize(ans: &str) -> String {
-    let mut s: String = ans
-        .trim()
-        .chars()
-        .map(|c| match c {
-            '\n' | '\r' | '\t' => ' ',
-            '\u{2212}' => '-', // Unicode minus
-            c => c,
-        })
-        .collect();
+    let mut s = String::with_capacity(ans.len());
+    for c in ans.trim().chars() {
+        match c {
+            '\n' | '\r' | '\t' => s.push(' '),
+            '\u{2212}' => s.push('-'), // Unicode minus
+            '\\' if s.ends_with('\\') => {
+                s.pop();
+                s.push(ROW_BREAK);
+            }
+            c => match unicode_command(c) {
+                Some(cmd) => {
+                    s.push_str(cmd);
+                    s.push(' ');
+                }
+                None => s.push(c),
+            },
+        }
+    }
 
     s = s.replace("\\!", "");
-    for spacing in ["\\,", "\\;", "\\:", "\\ "] {
+    for spacing in ["\\,", "\\;", "\\:", "\\ ", "~"] {
         s = s.replace(spacing, " ");
     }
-    s = LEFT_RIGHT_RE.replace_all(&s, "").into_owned();
-    s = s
-        .replace("\\dfrac", "\\frac")
-        .replace("\\tfrac", "\\frac")
-        .replace("\\displaystyle", "");
-    for degree in ["^{\\circ}", "^\\circ", "°"] {
+    s = s.replace("{,}", ",");
+    for degree in ["^{\\circ}", "^\\circ"] {
         s = s.replace(degree, "");
     }
+    s = s
+        .replace("<=", "\\le ")
+        .replace(">=", "\\ge ")
+        .replace("!=", "\\ne ");
+    s = map_commands(&s);
+    s = EMPTY_SET_RE.replace_all(&s, "\\emptyset").into_owned();
     for token in ["\\$", "$", "\\(", "\\)", "\\[", "\\]", "\\%", "%"] {
         s = s.replace(token, "");
     }
-    // Unwrap \text{..} and friends, innermost first.
+    // Unwrap \text{..} and friends, innermost first; the space keeps `5\text{m}`
+    // apart as `5 m`.
     for _ in 0..8 {
-        let next = TEXT_RE.replace_all(&s, "$1").into_owned();
+        let next = TEXT_RE.replace_all(&s, " $1").into_owned();
         if next == s {
             break;
         }
         s = next;
     }
+    s = OR_AND_RE.replace_all(&s, ",").into_owned();
+    s = MATRIX_ENV_RE
+        .replace_all(&s, "\\${1}{pmatrix}")
+        .into_owned();
+    s = ARRAY_BEGIN_RE
+        .replace_all(&s, "\\begin{pmatrix}")
+        .replace("\\end{array}", "\\end{pmatrix}");
+    if let Some(c) = WRAPPED_MATRIX_RE.captures(&s) {
+        if c[1].matches("\\begin").count() == 1 {
+            s = c[1].to_string();
+        }
+    }
     s = s.trim().trim_end_matches('.').trim().to_string();
 
-    if let Some(c) = LEADING_VAR_RE.captures(&s) {
+    if let Some(c) = APPROX_LEAD_RE.captures(&s) {
+        s = c[1].trim().to_string();
+    }
+    if let Some(c) = LABEL_RE.captures(&s) {
         let rest = &c[1];
         if !rest.contains('=') && !rest.trim().is_empty() {
             s = rest.trim().to_string();
@@ -108,8 +194,23 @@ pub fn normalize(ans: &str) -> String {
     if GROUPED_NUMBER_RE.is_match(&s) {
         s = s.replace(',', "");
     }
+    // Twice: neighbouring list items share the comma between them.
+    for _ in 0..2 {
+        s = MIXED_TEXT_RE
+            .replace_all(&s, |c: &Captures| {
+                if proper(&c[3], &c[4]) {
+                    format!(
+                        "{}{}\\frac{{{}}}{{{}}}{}",
+                        &c[1], &c[2], &c[3], &c[4], &c[5]
+                    )
+                } else {
+                    c[0].to_string()
+                }
+            })
+            .into_owned();
+    }
 
-    s.retain(|c| !c.is_whitespace());
+    s = squeeze_spaces(&s);
 
     s = BARE_DECIMAL_RE.replace_all(&s, "${1}0.${2}").into_owned();
     s = DECIMAL_RE
@@ -124,7 +225,111 @@ pub fn normalize(ans: &str) -> String {
         .into_owned();
     s = SQRT_RE.replace_all(&s, "\\sqrt{${1}}").into_owned();
 
-    s.trim_end_matches('.').to_string()
+    s.trim_end_matches('.').replace(ROW_BREAK, "\\\\")
+}
+
+/// The LaTeX command for a Unicode math sign, if it has one.
+fn unicode_command(c: char) -> Option<&'static str> {
+    Some(match c {
+        '≤' | '⩽' => "\\le",
+        '≥' | '⩾' => "\\ge",
+        '≠' => "\\ne",
+        '≈' => "\\approx",
+        '∞' => "\\infty",
+        '±' => "\\pm",
+        '∓' => "\\mp",
+        '×' => "\\times",
+        '·' | '⋅' => "\\cdot",
+        '÷' => "\\div",
+        '∅' => "\\emptyset",
+        'π' => "\\pi",
+        '√' => "\\sqrt",
+        '∈' => "\\in",
+        '°' => "",
+        _ => return None,
+    })
+}
+
+/// Renames or drops LaTeX commands by their whole name (`\le` but not `\left`).
+fn map_commands(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let name = &after[..len];
+        match command_alias(name) {
+            Some(alias) => out.push_str(alias),
+            None => {
+                out.push('\\');
+                out.push_str(name);
+            }
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn command_alias(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "dfrac" | "tfrac" | "cfrac" => "\\frac",
+        "left" | "right" | "bigl" | "bigr" | "Bigl" | "Bigr" | "biggl" | "biggr" | "Biggl"
+        | "Biggr" | "big" | "Big" | "bigg" | "Bigg" | "displaystyle" | "textstyle" | "degree" => "",
+        "quad" | "qquad" => " ",
+        "leq" | "leqslant" | "le" => "\\le ",
+        "geq" | "geqslant" | "ge" => "\\ge ",
+        "neq" | "ne" => "\\ne ",
+        "lt" => "<",
+        "gt" => ">",
+        "varnothing" => "\\emptyset ",
+        "dots" | "ldots" | "cdots" => "\\dots ",
+        _ => return None,
+    })
+}
+
+/// Drops whitespace, but keeps one space between a command and a letter after
+/// it (`\pi r`), which would otherwise read as another command (`\pir`).
+fn squeeze_spaces(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let (mut in_cmd, mut after_backslash, mut pending) = (false, false, false);
+    for c in s.chars() {
+        if c.is_whitespace() {
+            pending = true;
+            continue;
+        }
+        if pending {
+            if in_cmd && c.is_ascii_alphabetic() {
+                out.push(' ');
+            }
+            in_cmd = false;
+            after_backslash = false;
+            pending = false;
+        }
+        if c == '\\' {
+            after_backslash = !after_backslash;
+            in_cmd = false;
+        } else if c.is_ascii_alphabetic() {
+            in_cmd = in_cmd || after_backslash;
+            after_backslash = false;
+        } else {
+            in_cmd = false;
+            after_backslash = false;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `b/c` is a proper fraction (`0 < b < c`), as the tail of a mixed number.
+fn proper(b: &str, c: &str) -> bool {
+    match (b.parse::<u64>(), c.parse::<u64>()) {
+        (Ok(b), Ok(c)) => b > 0 && b < c,
+        _ => false,
+    }
 }
 
 /// `5.00` → `5`, `5.50` → `5.5` (input is `[0-9]+\.[0-9]+`).
@@ -143,19 +348,23 @@ fn trim_decimal_zeros(num: &str) -> String {
 }
 
 /// True when the raw string ends in a percent sign (`50%`, `50\%`,
-/// `$50\%$`, `\text{50\%}`) or the word `percent`.
+/// `$50\%$`, `\text{50\%}`) or the word `percent` / `pct`.
 pub(super) fn has_percent(raw: &str) -> bool {
     let t = raw.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '$' | '.' | '}'));
-    t.ends_with('%')
-        || t.get(t.len().saturating_sub(7)..)
-            .is_some_and(|tail| tail.eq_ignore_ascii_case("percent"))
+    let ends_with_word = |w: &str| {
+        t.get(t.len().saturating_sub(w.len())..)
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(w))
+    };
+    t.ends_with('%') || ends_with_word("percent") || ends_with_word("pct")
 }
 
-/// Parses a numeric answer: plain integers/decimals with optional sign,
-/// `a/b`, `\frac{a}{b}` and `-\frac{a}{b}` (after [`normalize`], so `$`,
-/// units, `x =` and thousands commas are already gone).
+/// Parses a numeric answer (after [`normalize`], so `$`, units, `x =` and
+/// thousands commas are already gone): plain integers/decimals with optional
+/// sign and exponent (`1.5e3`), `a/b`, `\frac{a}{b}` and `-\frac{a}{b}`,
+/// mixed numbers (`2\frac{5}{8}`, `1 1/2`: a whole number and a proper
+/// fraction) and scientific notation (`1.5 \times 10^3`, `10^{-2}`).
 ///
-/// A trailing `%` (or the word `percent`) divides by 100. Because
+/// A trailing `%` (or the word `percent` / `pct`) divides by 100. Because
 /// `normalize` deletes `%`, this is detected on the raw string *before*
 /// normalising: `parse_number("50%") == Some(0.5)`.
 ///
@@ -168,17 +377,30 @@ pub fn parse_number(s: &str) -> Option<f64> {
     } else if let Some(c) = SLASH_FRAC_RE.captures(&n) {
         divide(&c[1], &c[2])?
     } else if let Some(c) = TEX_FRAC_RE.captures(&n) {
-        let v = divide(&c[2], &c[3])?;
-        if &c[1] == "-" {
-            -v
-        } else {
-            v
+        signed(&c[1], divide(&c[2], &c[3])?)
+    } else if let Some(c) = MIXED_NUM_RE.captures(&n) {
+        if !proper(&c[3], &c[4]) {
+            return None;
         }
+        let whole: f64 = c[2].parse().ok()?;
+        signed(&c[1], whole + divide(&c[3], &c[4])?)
+    } else if let Some(c) = SCI_RE.captures(&n) {
+        let mantissa: f64 = c.get(1).map_or(Ok(1.0), |m| m.as_str().parse()).ok()?;
+        let exponent: i32 = c.get(2).or(c.get(3))?.as_str().parse().ok()?;
+        mantissa * 10f64.powi(exponent)
     } else {
         return None;
     };
     let value = if has_percent(s) { value / 100.0 } else { value };
     value.is_finite().then_some(value)
+}
+
+fn signed(sign: &str, v: f64) -> f64 {
+    if sign == "-" {
+        -v
+    } else {
+        v
+    }
 }
 
 fn divide(a: &str, b: &str) -> Option<f64> {

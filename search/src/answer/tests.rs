@@ -328,3 +328,315 @@ fn no_panic_on_odd_inputs() {
     assert_eq!(ex("the answer is é."), some("é"));
     assert_eq!(parse_number("\\frac{1}{0}"), None);
 }
+
+// ---- equal forms added by the hardening pass ------------------------------
+
+/// Asserts every pair is equivalent, both ways round.
+fn all_equal(pairs: &[(&str, &str)]) {
+    for (a, b) in pairs {
+        assert!(equivalent(a, b), "{a:?} should equal {b:?}");
+        assert!(equivalent(b, a), "{b:?} should equal {a:?} (symmetry)");
+    }
+}
+
+#[test]
+fn left_right_and_frac_variants() {
+    assert_eq!(normalize("\\cfrac{1}{2}"), "\\frac{1}{2}");
+    assert_eq!(normalize("\\Big( 1, 2 \\Big)"), "(1,2)");
+    assert_eq!(normalize("\\left[ 0, 1 \\right)"), "[0,1)");
+    all_equal(&[
+        ("\\left( \\frac{1}{2}, 3 \\right)", "(0.5, 3)"),
+        ("\\left(x+1\\right)^2", "(x+1)^2"),
+        ("\\cfrac{3}{4}", "0.75"),
+        ("\\dfrac{3}{4}", "\\tfrac34"),
+        ("\\cfrac{1}{1+\\cfrac{1}{2}}", "\\frac{2}{3}"),
+        ("\\left\\{ 1, 2 \\right\\}", "\\{2, 1\\}"),
+    ]);
+}
+
+#[test]
+fn mixed_numbers() {
+    assert_eq!(normalize("1 1/2"), "1\\frac{1}{2}");
+    assert_eq!(normalize("2\\frac58"), "2\\frac{5}{8}");
+    assert_eq!(parse_number("1 1/2"), Some(1.5));
+    assert_eq!(parse_number("2\\frac58"), Some(2.625));
+    assert_eq!(parse_number("2\\frac{5}{8}"), Some(2.625));
+    assert_eq!(parse_number("-1\\frac{1}{4}"), Some(-1.25));
+    assert_eq!(
+        parse_number("2\\frac{8}{5}"),
+        None,
+        "improper: not a mixed number"
+    );
+    all_equal(&[
+        ("1 1/2", "3/2"),
+        ("1 1/2", "1.5"),
+        ("2\\frac58", "\\frac{21}{8}"),
+        ("2\\frac{5}{8}", "2.625"),
+        ("(1 1/2, 2)", "(1.5, 2)"),
+    ]);
+    assert_eq!(answer_key("1 1/2"), answer_key("1.5"));
+}
+
+#[test]
+fn thousands_separators() {
+    for s in ["1\\!000", "1\\,000", "1{,}000", "1,000", "1\\,000.0"] {
+        assert_eq!(normalize(s), "1000", "{s}");
+    }
+    all_equal(&[
+        ("12\\,345\\,678", "12345678"),
+        ("10\\!000", "10,000"),
+        ("\\$1{,}200", "1200"),
+    ]);
+}
+
+#[test]
+fn units_in_text() {
+    all_equal(&[
+        ("5 cm", "5"),
+        ("5\\text{ cm}", "5"),
+        ("5\\,\\mathrm{cm}^2", "5"),
+        ("3 m", "3"),
+        ("3\\text{m}", "3"),
+        ("12 kg", "12"),
+        ("45 degrees", "45"),
+        ("45^\\circ", "45"),
+        ("45^{\\circ}", "45"),
+        ("45°", "45"),
+        ("18 dollars", "\\$18"),
+    ]);
+    // Percent words carry the ×100 relation like `%` does.
+    all_equal(&[("20 pct", "20"), ("20 pct", "0.2"), ("20 percent", "0.2")]);
+    assert_eq!(parse_number("20 pct"), Some(0.2));
+}
+
+#[test]
+fn labels() {
+    assert_eq!(normalize("x \\in [0.5, ∞)"), "[0.5,\\infty)");
+    assert_eq!(normalize("f(x) = 2x+3"), "2x+3");
+    assert_eq!(normalize("(p,q)=(3,2)"), "(3,2)");
+    assert_eq!(normalize("\\theta = 30^\\circ"), "30");
+    assert_eq!(normalize("a_1 = 4"), "4");
+    all_equal(&[
+        ("x \\in [0.5, ∞)", "[0.5, \\infty)"),
+        ("x \\in [1/2, \\infty)", "[0.5,\\infty)"),
+        ("f(x) = 2x+3", "2x+3"),
+        ("f(x) = 2x+3", "3 + 2x"),
+        ("(p,q)=(3,2)", "(3,2)"),
+        ("x = 5", "5"),
+        ("y = \\frac{1}{2}", "0.5"),
+    ]);
+}
+
+#[test]
+fn relations_either_way_round() {
+    assert_eq!(normalize("x \\leq 5"), "x\\le5");
+    assert_eq!(normalize("5 \\geq x"), "5\\ge x");
+    all_equal(&[
+        ("5 \\geq x", "x \\leq 5"),
+        ("x \\le 5", "x <= 5"),
+        ("x ≤ 5", "x\\leqslant 5"),
+        ("3 > y", "y < 3"),
+        ("1 < x \\le 5", "5 \\ge x > 1"),
+        ("x + y = 5", "5 = y + x"),
+        ("x \\neq 2", "2 \\ne x"),
+        ("-2 < x < 2", "2 > x > -2"),
+    ]);
+}
+
+#[test]
+fn approx() {
+    assert_eq!(normalize("\\approx 3.14"), "3.14");
+    assert_eq!(normalize("x \\approx 3.14"), "3.14");
+    all_equal(&[
+        ("\\approx 3.14", "3.14"),
+        ("x \\approx 0.33", "0.33"),
+        ("≈ 2.72", "2.72"),
+    ]);
+}
+
+#[test]
+fn sets_and_unordered_solutions() {
+    all_equal(&[
+        ("\\{1,2\\}", "\\{2,1\\}"),
+        ("\\{1, 2, 3\\}", "\\{3, 1, 2\\}"),
+        ("\\{\\frac12, 2\\}", "\\{2, 0.5\\}"),
+        ("x=1, x=2", "2, 1"),
+        ("x = 1 \\text{ or } x = 2", "1, 2"),
+        ("x=-3, x=4", "4,-3"),
+        ("\\{1,2\\}", "2, 1"),
+        ("\\emptyset", "\\varnothing"),
+        ("\\emptyset", "\\{\\}"),
+        ("x=1, y=2", "y=2, x=1"),
+        ("x=1, y=2", "(1, 2)"),
+    ]);
+}
+
+#[test]
+fn plus_minus() {
+    all_equal(&[
+        ("1 \\pm \\sqrt2", "1+\\sqrt2, 1-\\sqrt2"),
+        ("1 \\pm \\sqrt2", "1-\\sqrt{2}, 1+\\sqrt{2}"),
+        ("x = \\pm 3", "3, -3"),
+        (
+            "\\frac{-1 \\pm \\sqrt{5}}{2}",
+            "\\frac{-1-\\sqrt5}{2}, \\frac{-1+\\sqrt5}{2}",
+        ),
+        ("±2", "\\pm 2"),
+        ("\\{\\pm 1\\}", "\\{1, -1\\}"),
+    ]);
+}
+
+#[test]
+fn matrices() {
+    all_equal(&[
+        (
+            "\\begin{pmatrix}1\\\\2\\end{pmatrix}",
+            "\\begin{bmatrix} 1 \\\\ 2 \\end{bmatrix}",
+        ),
+        (
+            "\\begin{pmatrix}1 & 0\\\\0 & 1\\end{pmatrix}",
+            "\\begin{bmatrix}1.0&0\\\\0&\\frac{2}{2}\\end{bmatrix}",
+        ),
+        (
+            "\\begin{pmatrix}1\\\\2\\end{pmatrix}",
+            "\\left(\\begin{array}{c}1\\\\2\\end{array}\\right)",
+        ),
+        ("\\begin{pmatrix}1\\\\-2\\end{pmatrix}", "(1,-2)"),
+        ("\\begin{pmatrix}1 & -2\\end{pmatrix}", "(1,-2)"),
+    ]);
+}
+
+#[test]
+fn scientific_notation() {
+    for s in [
+        "1.5e3",
+        "1.5E3",
+        "1.5 \\times 10^3",
+        "1.5\\times10^{3}",
+        "1.5 \\cdot 10^3",
+    ] {
+        assert_eq!(parse_number(s), Some(1500.0), "{s}");
+    }
+    assert_eq!(parse_number("10^{-2}"), Some(0.01));
+    all_equal(&[
+        ("1.5e3", "1500"),
+        ("1.5 \\times 10^3", "1500"),
+        ("1.5 \\times 10^3", "1.5e3"),
+        ("2.5 \\times 10^{-3}", "0.0025"),
+    ]);
+    assert_eq!(answer_key("1.5 \\times 10^3"), "1500");
+}
+
+#[test]
+fn equal_up_to_algebra() {
+    all_equal(&[
+        ("x+1", "1+x"),
+        ("2x", "x\\cdot 2"),
+        ("2x", "x \\times 2"),
+        ("x^2 - 1", "(x-1)(x+1)"),
+        ("(x+1)^2", "x^2+2x+1"),
+        ("\\frac{x}{2}", "0.5x"),
+        ("\\frac{1}{2}x", "\\frac{x}{2}"),
+        ("2\\sqrt{3}", "\\sqrt{12}"),
+        ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt2}"),
+        ("\\frac{\\sqrt2}{2}", "0.70711"),
+        ("\\pi r^2", "r^2\\pi"),
+        ("2^{10}", "1024"),
+        ("2ab", "2ba"),
+        ("3xy", "3yx"),
+        ("\\sin^2 x + \\cos^2 x", "1"),
+        ("\\log_2 8", "3"),
+        ("|x|", "\\sqrt{x^2}"),
+        ("\\frac{x^2-1}{x-1}", "x+1"),
+        ("e^{2}", "e \\cdot e"),
+        ("-x^2", "-(x^2)"),
+        ("x^{-1}", "\\frac1x"),
+    ]);
+}
+
+/// Pairs that must stay unequal: each is a near miss of a rule above.
+const NOT_EQUAL: &[(&str, &str)] = &[
+    ("x+1", "x-1"),
+    ("2x", "x^2"),
+    ("1/2", "2"),
+    ("[0,1]", "(0,1)"),
+    ("[0,1)", "(0,1]"),
+    ("\\{1,2\\}", "\\{1,2,3\\}"),
+    ("\\{1,2\\}", "(1,2)"),
+    ("(1,2)", "(2,1)"),
+    ("5", "50"),
+    ("x \\leq 5", "x < 5"),
+    ("x \\le 5", "x \\ge 5"),
+    ("x < 5", "5 < x"),
+    ("x = 5", "x \\le 5"),
+    ("3", "3x"),
+    ("2(x+1)", "2x+1"),
+    ("x^{2y}", "x^2y"),
+    ("\\sqrt{x}", "x"),
+    ("\\sqrt{x^2}", "x"),
+    ("\\pi", "3.14"),
+    ("\\sin 2x", "2\\sin x"),
+    ("\\log x", "\\ln x"),
+    ("1/2x", "x/2"),
+    ("1 \\pm \\sqrt2", "1+\\sqrt2"),
+    ("1 \\pm \\sqrt2", "1+\\sqrt2, 1+\\sqrt2"),
+    ("x=1, y=2", "x=2, y=1"),
+    ("x=1, y=2", "(2, 1)"),
+    (
+        "\\begin{pmatrix}1\\\\2\\end{pmatrix}",
+        "\\begin{pmatrix}2\\\\1\\end{pmatrix}",
+    ),
+    (
+        "\\begin{pmatrix}1&2\\end{pmatrix}",
+        "\\begin{pmatrix}1\\\\2\\\\3\\end{pmatrix}",
+    ),
+    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "(1,2,3,4)"),
+    ("1.5e3", "150"),
+    ("1.5 \\times 10^3", "1.5 \\times 10^4"),
+    ("2\\frac{5}{8}", "\\frac{5}{4}"),
+    ("1 1/2", "11/2"),
+    ("no", "on"),
+    ("Monday", "yadnoM"),
+    ("xy", "x+y"),
+    ("x", "y"),
+    ("2^{10}", "20"),
+    ("e^x", "x^e"),
+    ("\\infty", "-\\infty"),
+    ("[0.5, \\infty)", "(0.5, \\infty)"),
+    ("50", "0.5"),
+    ("\\frac{1}{3}", "0.33"),
+    ("a_1", "a_2"),
+    ("\\theta", "\\alpha"),
+];
+
+#[test]
+fn near_misses_stay_unequal() {
+    for (a, b) in NOT_EQUAL {
+        assert!(!equivalent(a, b), "{a:?} must not equal {b:?}");
+        assert!(!equivalent(b, a), "{b:?} must not equal {a:?}");
+    }
+}
+
+#[test]
+fn deep_nesting_and_long_inputs_are_bounded() {
+    let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    let braces = format!("{}1{}", "{".repeat(10_000), "}".repeat(10_000));
+    let sets = format!("{}1{}", "\\{1,".repeat(2_000), "\\}".repeat(2_000));
+    let tuples = format!("{}1{}", "(1,".repeat(2_000), ")".repeat(2_000));
+    let funcs = format!("{}x", "\\sin ".repeat(5_000));
+    let wide = vec!["x+1"; 5_000].join(", ");
+    for s in [&deep, &braces, &sets, &tuples, &funcs, &wide] {
+        let t = std::time::Instant::now();
+        let _ = extract_answer(s);
+        let _ = answer_key(s);
+        assert!(equivalent(s, s));
+        let _ = equivalent(s, "1");
+        let _ = equivalent(s, &s.replace('1', "2"));
+        assert!(
+            t.elapsed().as_secs() < 5,
+            "{} bytes took {:?}",
+            s.len(),
+            t.elapsed()
+        );
+    }
+}
