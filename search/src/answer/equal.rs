@@ -69,7 +69,9 @@ fn equal_at(pred: &str, gold: &str, depth: usize, budget: &mut usize) -> bool {
     }
     if let (Some(a), Some(b)) = (parse_number(pred), parse_number(gold)) {
         let percent = has_percent(pred) || has_percent(gold);
-        return close(a, b) || (percent && (close(a, b * 100.0) || close(a, b / 100.0)));
+        // Both ways round, so the absolute tolerance cannot make this asymmetric.
+        let hundredfold = |x: f64, y: f64| close(x, y * 100.0) || close(x * 100.0, y);
+        return close(a, b) || (percent && (hundredfold(a, b) || hundredfold(b, a)));
     }
     if depth >= MAX_DEPTH {
         return false;

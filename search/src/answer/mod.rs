@@ -39,6 +39,8 @@ mod equal;
 mod expr;
 mod extract;
 mod normalize;
+#[cfg(test)]
+mod props;
 mod shape;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 static TEXT_RE: LazyLock<Regex> = LazyLock::new(|| {
     re(concat!(
         r"\\(?:text|textbf|textit|textrm|textsf|texttt|textnormal|textup|mbox|",
-        r"mathrm|mathbf|mathit|mathsf|boldsymbol)\s*\{([^{}]*)\}"
+        r"mathrm|mathbf|mathit|mathsf|boldsymbol)\s*\{((?:[^{}\\]|\\[^{}])*)\}"
     ))
 });
 
@@ -22,6 +22,9 @@ static ARRAY_BEGIN_RE: LazyLock<Regex> =
 /// A matrix inside `(..)` / `[..]` (`\left(\begin{array}..\end{array}\right)`).
 static WRAPPED_MATRIX_RE: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?s)^\s*[(\[]\s*(\\begin\{pmatrix\}.*\\end\{pmatrix\})\s*[)\]]\s*$"));
+
+/// `<=`, `>=`, `!=`, also with spaces between (`\,` is a space by then).
+static ASCII_RELATION_RE: LazyLock<Regex> = LazyLock::new(|| re(r"([<>!])\s*="));
 
 static EMPTY_SET_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\\{\s*\\\}"));
 
@@ -68,10 +71,13 @@ static BARE_DECIMAL_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(^|[^0-9])\.([0-
 
 static DECIMAL_RE: LazyLock<Regex> = LazyLock::new(|| re(r"[0-9]+\.[0-9]+"));
 
-static FRAC_TWO_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac ?([0-9A-Za-z])([0-9A-Za-z])"));
-static FRAC_FIRST_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac ?([0-9A-Za-z])\{"));
-static FRAC_SECOND_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac\{([^{}]*)\} ?([0-9A-Za-z])"));
-static SQRT_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\sqrt ?([0-9A-Za-z])"));
+// A command's argument: a digit right after it, or a letter after a space
+// (`\sqrt3`, `\sqrt x`; `\sqrtx` is another command).
+static FRAC_TWO_RE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\\frac(?: ([A-Za-z])|([0-9]))([0-9A-Za-z])"));
+static FRAC_FIRST_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac(?: ([A-Za-z])|([0-9]))\{"));
+static FRAC_SECOND_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac\{([^{}]*)\}([0-9A-Za-z])"));
+static SQRT_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\\sqrt(?: ([A-Za-z])|([0-9]))"));
 
 static PLAIN_NUM_RE: LazyLock<Regex> =
     LazyLock::new(|| re(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"));
@@ -117,7 +123,23 @@ const ROW_BREAK: char = '\u{E000}';
 ///
 /// All whitespace goes, except one space between a command and a letter
 /// (`\pi r`, `5\ge x`), which keeps the two apart. Case is preserved.
+///
+/// The rules run again on their own output until it no longer changes (at
+/// most four passes; a removal can expose more, as `1 m m` → `1mm` → `1`),
+/// so `normalize(normalize(s)) == normalize(s)`.
 pub fn normalize(ans: &str) -> String {
+    let mut s = normalize_once(ans);
+    for _ in 1..4 {
+        let next = normalize_once(&s);
+        if next == s {
+            break;
+        }
+        s = next;
+    }
+    s
+}
+
+fn normalize_once(ans: &str) -> String {
     let mut s = String::with_capacity(ans.len());
     for c in ans.trim().chars() {
         match c {
@@ -141,19 +163,12 @@ pub fn normalize(ans: &str) -> String {
     for spacing in ["\\,", "\\;", "\\:", "\\ ", "~"] {
         s = s.replace(spacing, " ");
     }
-    s = s.replace("{,}", ",");
+    s = group_commas(&s);
     for degree in ["^{\\circ}", "^\\circ"] {
         s = s.replace(degree, "");
     }
-    s = s
-        .replace("<=", "\\le ")
-        .replace(">=", "\\ge ")
-        .replace("!=", "\\ne ");
     s = map_commands(&s);
     s = EMPTY_SET_RE.replace_all(&s, "\\emptyset").into_owned();
-    for token in ["\\$", "$", "\\(", "\\)", "\\[", "\\]", "\\%", "%"] {
-        s = s.replace(token, "");
-    }
     // Unwrap \text{..} and friends, innermost first; the space keeps `5\text{m}`
     // apart as `5 m`.
     for _ in 0..8 {
@@ -163,6 +178,16 @@ pub fn normalize(ans: &str) -> String {
         }
         s = next;
     }
+    for token in ["\\$", "$", "\\(", "\\)", "\\[", "\\]", "\\%", "%"] {
+        s = s.replace(token, "");
+    }
+    s = ASCII_RELATION_RE
+        .replace_all(&s, |c: &Captures| match &c[1] {
+            "<" => "\\le ",
+            ">" => "\\ge ",
+            _ => "\\ne ",
+        })
+        .into_owned();
     s = OR_AND_RE.replace_all(&s, ",").into_owned();
     s = MATRIX_ENV_RE
         .replace_all(&s, "\\${1}{pmatrix}")
@@ -177,13 +202,20 @@ pub fn normalize(ans: &str) -> String {
     }
     s = s.trim().trim_end_matches('.').trim().to_string();
 
-    if let Some(c) = APPROX_LEAD_RE.captures(&s) {
-        s = c[1].trim().to_string();
-    }
-    if let Some(c) = LABEL_RE.captures(&s) {
-        let rest = &c[1];
-        if !rest.contains('=') && !rest.trim().is_empty() {
-            s = rest.trim().to_string();
+    // Labels may stack (`x \approx \approx 3`, `x = \approx 3`).
+    for _ in 0..4 {
+        let before = s.len();
+        if let Some(c) = APPROX_LEAD_RE.captures(&s) {
+            s = c[1].trim().to_string();
+        }
+        if let Some(c) = LABEL_RE.captures(&s) {
+            let rest = &c[1];
+            if !rest.contains('=') && !rest.trim().is_empty() {
+                s = rest.trim().to_string();
+            }
+        }
+        if s.len() == before {
+            break;
         }
     }
     if let Some(c) = UNIT_RE.captures(&s) {
@@ -212,19 +244,21 @@ pub fn normalize(ans: &str) -> String {
 
     s = squeeze_spaces(&s);
 
+    s = FRAC_TWO_RE
+        .replace_all(&s, "\\frac{${1}${2}}{${3}}")
+        .into_owned();
+    s = FRAC_FIRST_RE
+        .replace_all(&s, "\\frac{${1}${2}}{")
+        .into_owned();
+    s = FRAC_SECOND_RE
+        .replace_all(&s, "\\frac{${1}}{${2}}")
+        .into_owned();
+    s = SQRT_RE.replace_all(&s, "\\sqrt{${1}${2}}").into_owned();
+
     s = BARE_DECIMAL_RE.replace_all(&s, "${1}0.${2}").into_owned();
     s = DECIMAL_RE
         .replace_all(&s, |c: &Captures| trim_decimal_zeros(&c[0]))
         .into_owned();
-    s = FRAC_TWO_RE
-        .replace_all(&s, "\\frac{${1}}{${2}}")
-        .into_owned();
-    s = FRAC_FIRST_RE.replace_all(&s, "\\frac{${1}}{").into_owned();
-    s = FRAC_SECOND_RE
-        .replace_all(&s, "\\frac{${1}}{${2}}")
-        .into_owned();
-    s = SQRT_RE.replace_all(&s, "\\sqrt{${1}}").into_owned();
-
     s.trim_end_matches('.').replace(ROW_BREAK, "\\\\")
 }
 
@@ -321,6 +355,24 @@ fn squeeze_spaces(s: &str) -> String {
         }
         out.push(c);
     }
+    out
+}
+
+/// `1{,}000` → `1,000` (TeX's comma without a space after it); an escaped
+/// `\{,}` stays.
+fn group_commas(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("{,}") {
+        out.push_str(&rest[..at]);
+        if out.ends_with('\\') {
+            out.push_str("{,}");
+        } else {
+            out.push(',');
+        }
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
     out
 }
 

@@ -640,3 +640,37 @@ fn deep_nesting_and_long_inputs_are_bounded() {
         );
     }
 }
+
+/// Inputs the idempotence property test shrank to, each once a bug: a later
+/// rule made text that an earlier one rewrites (`< =` → `<=`, `1 m m` →
+/// `1mm`), `\text{..}` closed at an escaped `\}`, `\sqrt` braced the first
+/// letter of another command (`\sqrtThe`), `{,}` after `\{`.
+#[test]
+fn normalize_is_idempotent_on_found_cases() {
+    for s in [
+        "<\\,=",
+        "\\text{\\right\\}(",
+        "\\sqrtThe answer is ",
+        "\\{,}",
+        "\\sqrt1.5e3",
+        "<%=",
+        "{,}{,}",
+        "\\approx\\approx1",
+        "1 m m",
+    ] {
+        let once = normalize(s);
+        assert_eq!(normalize(&once), once, "{s:?}");
+    }
+    assert_eq!(
+        normalize("\\sqrtx"),
+        "\\sqrtx",
+        "another command, not \\sqrt x"
+    );
+    assert_eq!(normalize("\\sqrt x"), "\\sqrt{x}");
+    assert_eq!(normalize("\\frac ab"), "\\frac{a}{b}");
+    assert_eq!(
+        normalize("\\text{a\\}b}"),
+        "\\text{a\\}b}",
+        "an escaped brace does not close"
+    );
+}
