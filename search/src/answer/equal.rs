@@ -1,9 +1,11 @@
 //! Equivalence of a predicted and a gold answer.
 
 use super::expr::same_value;
-use super::normalize::has_percent;
+use super::normalize;
+use super::normalize::{has_percent, parse_normalized};
+#[cfg(doc)]
+use super::parse_number;
 use super::shape::{Rel, Shape};
-use super::{normalize, parse_number};
 
 /// Deepest nesting (tuples in sets in ...) compared part by part.
 const MAX_DEPTH: usize = 8;
@@ -67,8 +69,9 @@ fn equal_at(pred: &str, gold: &str, depth: usize, budget: &mut usize) -> bool {
     if np.to_lowercase() == ng.to_lowercase() {
         return true;
     }
-    if let (Some(a), Some(b)) = (parse_number(pred), parse_number(gold)) {
-        let percent = has_percent(pred) || has_percent(gold);
+    let (pa, pg) = (has_percent(pred), has_percent(gold));
+    if let (Some(a), Some(b)) = (parse_normalized(&np, pa), parse_normalized(&ng, pg)) {
+        let percent = pa || pg;
         // Both ways round, so the absolute tolerance cannot make this asymmetric.
         let hundredfold = |x: f64, y: f64| close(x, y * 100.0) || close(x * 100.0, y);
         return close(a, b) || (percent && (hundredfold(a, b) || hundredfold(b, a)));

@@ -423,27 +423,31 @@ pub(super) fn has_percent(raw: &str) -> bool {
 /// Anything with letters left over is not a number. Division by zero and
 /// non-finite values give `None`.
 pub fn parse_number(s: &str) -> Option<f64> {
-    let n = normalize(s);
-    let value = if PLAIN_NUM_RE.is_match(&n) {
+    parse_normalized(&normalize(s), has_percent(s))
+}
+
+/// [`parse_number`] of an already normalised string `n`; `percent` divides by 100.
+pub(super) fn parse_normalized(n: &str, percent: bool) -> Option<f64> {
+    let value = if PLAIN_NUM_RE.is_match(n) {
         n.parse::<f64>().ok()?
-    } else if let Some(c) = SLASH_FRAC_RE.captures(&n) {
+    } else if let Some(c) = SLASH_FRAC_RE.captures(n) {
         divide(&c[1], &c[2])?
-    } else if let Some(c) = TEX_FRAC_RE.captures(&n) {
+    } else if let Some(c) = TEX_FRAC_RE.captures(n) {
         signed(&c[1], divide(&c[2], &c[3])?)
-    } else if let Some(c) = MIXED_NUM_RE.captures(&n) {
+    } else if let Some(c) = MIXED_NUM_RE.captures(n) {
         if !proper(&c[3], &c[4]) {
             return None;
         }
         let whole: f64 = c[2].parse().ok()?;
         signed(&c[1], whole + divide(&c[3], &c[4])?)
-    } else if let Some(c) = SCI_RE.captures(&n) {
+    } else if let Some(c) = SCI_RE.captures(n) {
         let mantissa: f64 = c.get(1).map_or(Ok(1.0), |m| m.as_str().parse()).ok()?;
         let exponent: i32 = c.get(2).or(c.get(3))?.as_str().parse().ok()?;
         mantissa * 10f64.powi(exponent)
     } else {
         return None;
     };
-    let value = if has_percent(s) { value / 100.0 } else { value };
+    let value = if percent { value / 100.0 } else { value };
     value.is_finite().then_some(value)
 }
 

@@ -674,3 +674,35 @@ fn normalize_is_idempotent_on_found_cases() {
         "an escaped brace does not close"
     );
 }
+
+#[test]
+fn extraction_returns_the_new_canonical_forms() {
+    assert_eq!(ex("so \\boxed{1\\,000} people"), some("1000"));
+    assert_eq!(ex("\\boxed{x \\in [0.5, \\infty)}"), some("[0.5,\\infty)"));
+    assert_eq!(
+        ex("\\boxed{\\left( \\dfrac{1}{2}, 3 \\right)}"),
+        some("(\\frac{1}{2},3)")
+    );
+    assert_eq!(ex("The answer is $5 \\geq x$."), some("5\\ge x"));
+    assert_eq!(ex("\\boxed{2\\frac58}"), some("2\\frac{5}{8}"));
+    let boxed = ex("\\boxed{x = 1 \\pm \\sqrt{2}}").unwrap();
+    assert!(equivalent(&boxed, "1-\\sqrt2, 1+\\sqrt2"), "{boxed}");
+}
+
+#[test]
+fn equivalence_is_cheap_enough_for_voting() {
+    let pairs = [
+        ("\\frac{1}{2}", "0.5"),
+        ("x+1", "1+x"),
+        ("\\{1,2,3\\}", "\\{3,2,1\\}"),
+        ("(x+1)^2", "x^2+2x+1"),
+    ];
+    let t = std::time::Instant::now();
+    for _ in 0..500 {
+        for (a, b) in pairs {
+            assert!(equivalent(a, b));
+        }
+    }
+    // 2,000 comparisons: about 0.15 s in release; generous for debug builds.
+    assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+}
