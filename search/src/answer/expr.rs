@@ -16,6 +16,7 @@
 //! function without parentheses followed by more factors (`\sin 2x`),
 //! `\infty`, relations, commas and any command it does not know.
 
+use super::normalize::proper;
 use super::re;
 use exmex::prelude::*;
 use regex::{Captures, Regex};
@@ -122,8 +123,7 @@ impl Expr {
             return None;
         }
         let s = MIXED_RE.replace_all(s, |c: &Captures| {
-            let (b, d) = (c[3].parse::<u64>(), c[4].parse::<u64>());
-            if matches!((b, d), (Ok(b), Ok(d)) if b > 0 && b < d) {
+            if proper(&c[3], &c[4]) {
                 format!("{}({}+\\frac{{{}}}{{{}}})", &c[1], &c[2], &c[3], &c[4])
             } else {
                 c[0].to_string()

@@ -377,7 +377,7 @@ fn group_commas(s: &str) -> String {
 }
 
 /// `b/c` is a proper fraction (`0 < b < c`), as the tail of a mixed number.
-fn proper(b: &str, c: &str) -> bool {
+pub(super) fn proper(b: &str, c: &str) -> bool {
     match (b.parse::<u64>(), c.parse::<u64>()) {
         (Ok(b), Ok(c)) => b > 0 && b < c,
         _ => false,
