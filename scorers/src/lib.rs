@@ -294,4 +294,57 @@ mod tests {
         root.push(1.0);
         assert_eq!(root.fork().unwrap().steps(), &[1.0]);
     }
+
+    mod props {
+        //! Property tests of step cutting (`proptest`): 512 texts of
+        //! equation-like tokens, each cut at one of seven delimiters.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        const TOKENS: &[&str] = &[
+            "1",
+            "2 + 2 = 4",
+            " ",
+            "\n",
+            "\n\n",
+            "Step",
+            "=",
+            "a",
+            "é",
+            "🎉",
+            "\t",
+            ".",
+        ];
+
+        fn soup() -> impl Strategy<Value = String> {
+            prop::collection::vec(prop::sample::select(TOKENS), 0..60).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Step cutting: no blank step, every step a piece of the text in
+            /// order, and nothing but blanks and delimiters left out.
+            #[test]
+            fn split_steps_keeps_the_text(t in soup(), d in prop::sample::select(
+                &["\n\n", "\n", "=", " ", "Step", "🎉", ""][..]
+            )) {
+                let steps = split_steps(&t, d);
+                let mut rest = t.as_str();
+                for s in &steps {
+                    prop_assert!(!s.trim().is_empty());
+                    let at = rest.find(s).expect("a step is a piece of the text, in order");
+                    rest = &rest[at + s.len()..];
+                }
+                if !d.is_empty() {
+                    let kept: usize = steps.iter().map(|s| s.len()).sum();
+                    let dropped = t.split(d).filter(|s| s.trim().is_empty());
+                    let blanks: usize = dropped.map(str::len).sum();
+                    let delimiters = t.matches(d).count() * d.len();
+                    prop_assert_eq!(kept + blanks + delimiters, t.len());
+                }
+            }
+        }
+    }
 }

@@ -142,7 +142,11 @@ fn eval(expr: &str) -> Option<f64> {
         .replace('×', "*")
         .replace('÷', "/");
     let tokens = tokenize(&cleaned)?;
-    let mut p = Parser { t: &tokens, i: 0 };
+    let mut p = Parser {
+        t: &tokens,
+        i: 0,
+        depth: 0,
+    };
     let v = p.sum()?;
     (p.i == tokens.len() && v.is_finite()).then_some(v)
 }
@@ -178,9 +182,16 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
     Some(out)
 }
 
+/// Deepest nesting of parentheses and signs that is evaluated; deeper
+/// expressions are not checked (the recursive parser would overflow the stack
+/// on thousands of levels).
+const MAX_NESTING: usize = 256;
+
 struct Parser<'a> {
     t: &'a [Tok],
     i: usize,
+    /// Parentheses and signs open around the current token.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -206,6 +217,15 @@ impl Parser<'_> {
         Some(v)
     }
     fn atom(&mut self) -> Option<f64> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return None;
+        }
+        let v = self.atom_inner();
+        self.depth -= 1;
+        v
+    }
+    fn atom_inner(&mut self) -> Option<f64> {
         match self.peek()? {
             Tok::Num(n) => {
                 self.i += 1;
@@ -295,5 +315,77 @@ mod tests {
             v().checks("1/0 = 5").is_empty(),
             "division by zero is not a check"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        // 10,000 nested parentheses (and signs) once overflowed the recursive parser.
+        let parens = format!("{}1 + 1{} = 2", "(".repeat(10_000), ")".repeat(10_000));
+        let signs = format!("{}1 + 1 = 2", "-".repeat(10_000));
+        let mixed = format!("{}2{} * 1 = 2", "(-".repeat(5_000), ")".repeat(5_000));
+        for t in [&parens, &signs, &mixed] {
+            let start = std::time::Instant::now();
+            let _ = v().checks(t);
+            let _ = v().step_scores(t);
+            assert!(start.elapsed().as_secs() < 2, "{:?}", start.elapsed());
+        }
+        // Within the bound, nesting still evaluates.
+        let ok = format!("{}1 + 1{} = 2", "(".repeat(100), ")".repeat(100));
+        assert!(v().checks(&ok)[0].holds);
+    }
+
+    mod props {
+        //! Property tests (`proptest`). Cases per run: 1,024 arbitrary strings,
+        //! 1,024 strings of equation-like tokens, 64 deeply nested inputs (up to
+        //! 20,000 deep).
+
+        use super::*;
+        use proptest::prelude::*;
+
+        const TOKENS: &[&str] = &[
+            "1", "2", "12", "3.5", "0", ",", ".", " ", "+", "-", "*", "/", "×", "÷", "x", "(", ")",
+            "=", "$", "<<", ">>", "\n", "\n\n", "a", "é", "🎉",
+        ];
+
+        fn soup() -> impl Strategy<Value = String> {
+            prop::collection::vec(prop::sample::select(TOKENS), 0..60).prop_map(|v| v.concat())
+        }
+
+        fn exercise(t: &str) {
+            let verifier = v();
+            for c in verifier.checks(t) {
+                assert!(c.value.is_finite() && c.claimed.is_finite(), "{c:?}");
+            }
+            let scores = verifier.step_scores(t);
+            assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "{scores:?}");
+            let _ = verifier.score(&Sample::new("q", t));
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            #[test]
+            fn never_panics_on_arbitrary_text(t in any::<String>()) {
+                exercise(&t);
+            }
+
+            #[test]
+            fn never_panics_on_equation_soup(t in soup()) {
+                exercise(&t);
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn deep_nesting_terminates(depth in 1usize..20_000, kind in 0usize..4) {
+                let (open, close) = [("(", ")"), ("-", ""), ("(-", ")"), ("(1+", ")")][kind];
+                let t = format!("{}2{} = 2", open.repeat(depth), close.repeat(depth));
+                let start = std::time::Instant::now();
+                exercise(&t);
+                prop_assert!(start.elapsed().as_secs() < 2, "{:?}", start.elapsed());
+            }
+        }
     }
 }
