@@ -48,6 +48,16 @@ pub struct BackendInfo {
     /// Width of the hidden states `decode` reports; 0 when it reports none.
     #[serde(default)]
     pub n_embd: u32,
+    /// Whether a sequence can be cut back to any position (`truncate_seq` with
+    /// `from > 0`). False for recurrent and hybrid models, whose state cannot be
+    /// rewound: the engine refuses such backends, since forks, step searches and error
+    /// recovery all cut sequences back.
+    #[serde(default = "yes")]
+    pub seq_cut: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Every layer's hidden states for a token sequence (ST-BoN's chain of embedding):

@@ -234,6 +234,7 @@ impl LlamaCpp {
             } else {
                 0
             },
+            seq_cut: !(model.get().is_recurrent() || model.get().is_hybrid()),
         };
         Ok(Self {
             ctx,
