@@ -135,8 +135,10 @@ impl Engine {
         self.query(move |b| b.tokenize(&text, special, bos))?
     }
 
-    /// The text of some tokens (invalid UTF-8 replaced).
+    /// The text of some tokens (invalid UTF-8 replaced); an id outside the vocabulary is
+    /// refused with [`EngineError::InvalidToken`].
     pub fn detokenize(&self, tokens: &[Token]) -> Result<String> {
+        self.check_tokens(tokens)?;
         let tokens = tokens.to_vec();
         self.query(move |b| {
             let bytes: Vec<u8> = tokens.iter().flat_map(|&t| b.piece(t)).collect();
@@ -152,7 +154,8 @@ impl Engine {
 
     /// Append tokens to many branches at once (one batch for all, like [`Session::extend`]);
     /// with `logprobs`, each new token's log-probability is returned per branch.
-    /// The branches may belong to different sessions of this engine.
+    /// The branches may belong to different sessions of this engine. An id outside the
+    /// vocabulary is refused with [`EngineError::InvalidToken`] before anything is fed.
     pub fn append_all<'a>(
         &self,
         items: impl IntoIterator<Item = (&'a mut Branch, Vec<Token>)>,
@@ -163,6 +166,9 @@ impl Engine {
             return Ok(Vec::new());
         }
         self.check_own(items.iter().map(|(b, _)| &**b))?;
+        for (_, t) in &items {
+            self.check_tokens(t)?;
+        }
         let (tx, rx) = bounded(1);
         self.send(Cmd::Append {
             items: items
@@ -204,6 +210,19 @@ impl Engine {
     pub fn settle<'a>(&self, branches: impl IntoIterator<Item = &'a mut Branch>) -> Result<()> {
         self.append_all(branches.into_iter().map(|b| (b, Vec::new())), false)
             .map(|_| ())
+    }
+
+    /// Refuse token ids outside the vocabulary before they reach the backend, whose
+    /// token lookups (llama.cpp's) throw across the FFI boundary and abort the process.
+    fn check_tokens(&self, tokens: &[Token]) -> Result<()> {
+        let n_vocab = self.inner.info.n_vocab;
+        match tokens
+            .iter()
+            .find(|&&t| u32::try_from(t).map_or(true, |t| t >= n_vocab))
+        {
+            Some(&token) => Err(EngineError::InvalidToken { token, n_vocab }),
+            None => Ok(()),
+        }
     }
 
     fn check_own<'a>(&self, branches: impl IntoIterator<Item = &'a Branch>) -> Result<()> {
@@ -264,8 +283,10 @@ impl Session {
         self.prefill_tokens(tokens)
     }
 
-    /// Evaluate prompt tokens once into a new sequence; fork it to branch out.
+    /// Evaluate prompt tokens once into a new sequence; fork it to branch out. An id
+    /// outside the vocabulary is refused with [`EngineError::InvalidToken`].
     pub fn prefill_tokens(&self, tokens: Vec<Token>) -> Result<Branch> {
+        self.engine.check_tokens(&tokens)?;
         let n = tokens.len();
         let (tx, rx) = bounded(1);
         self.engine.send(Cmd::Prefill {
@@ -505,7 +526,8 @@ impl Branch {
         self.append_tokens(tokens, logprobs)
     }
 
-    /// [`Branch::append`] for tokens.
+    /// [`Branch::append`] for tokens (ids outside the vocabulary are refused with
+    /// [`EngineError::InvalidToken`]).
     pub fn append_tokens(&mut self, tokens: Vec<Token>, logprobs: bool) -> Result<Vec<f32>> {
         if tokens.is_empty() {
             return Ok(Vec::new());

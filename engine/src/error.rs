@@ -107,6 +107,15 @@ pub enum EngineError {
         #[source]
         source: Option<ErrorSource>,
     },
+    /// A token id outside the model's vocabulary (`0..n_vocab`), refused before it
+    /// reaches the backend (llama.cpp would abort the process on it).
+    #[error("token id {token} is outside the vocabulary (n_vocab {n_vocab})")]
+    InvalidToken {
+        /// The id.
+        token: crate::backend::Token,
+        /// The vocabulary's size.
+        n_vocab: u32,
+    },
     /// Tokenization failed.
     #[error("tokenize: {0}")]
     Tokenize(String),

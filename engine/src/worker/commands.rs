@@ -119,6 +119,7 @@ impl Worker {
                     reserved: self.cells.reserved,
                     n_seq_max: self.seqs.len(),
                     free_seqs: self.free_ids.len(),
+                    waiting: self.waiting.len(),
                 });
             }
         }

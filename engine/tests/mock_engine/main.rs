@@ -1,5 +1,8 @@
 //! Engine behaviour on the mock backend: prefill once, fork, batching, determinism,
-//! stop conditions, capacity errors, budgets, and no leaked sequences.
+//! stop conditions, capacity errors, budgets, and no leaked sequences; [`hardening`]:
+//! bad input, faults and panics, fair admission.
+
+mod hardening;
 
 use ponder_engine::mock::{ChoiceModel, MockConfig, MockCounters};
 use ponder_engine::{Budget, Engine, EngineError, Finish, GenSpec, SamplingParams};

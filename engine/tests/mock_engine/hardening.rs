@@ -1,0 +1,220 @@
+//! Hardening: a bad token id, a failing or panicking decode and an overflowing size stay
+//! with the request that caused them; a failed call leaves its branch as it was; ended
+//! branches stay ended; waiting for capacity is fair and fails only work that cannot fit.
+
+use super::{engine_with, spec, PROMPT};
+use ponder_engine::mock::{ChoiceModel, FaultHook, MockBackend, MockConfig, MockFault};
+use ponder_engine::{
+    Backend, BackendInfo, BatchToken, Budget, ChatMessage, Engine, EngineError, Finish, GenSpec,
+    OnRow, PromptFormat, Token, WorkerOptions,
+};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// A token no mock model ever samples (they keep to printable text): a marker for the
+/// sequences a fault hook picks.
+const POISON: Token = 7;
+
+fn faulty(fault: FaultHook) -> Engine {
+    Engine::mock(MockConfig {
+        fault: Some(fault),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// `fault` for every sequence holding [`POISON`] with more than `after` tokens after it.
+fn poisoned(after: usize, fault: MockFault) -> FaultHook {
+    Arc::new(move |ctx: &[Token]| {
+        let at = ctx.iter().position(|&t| t == POISON)?;
+        (ctx.len() - at > after + 1).then(|| fault.clone())
+    })
+}
+
+fn tokens(text: &str) -> Vec<Token> {
+    text.bytes().map(Token::from).collect()
+}
+
+fn no_eog(max: usize) -> GenSpec {
+    let mut g = spec(0.8, max);
+    g.ignore_eog = true;
+    g
+}
+
+/// Solve `problems` problems at once on `engine`, one thread each: 4 samples of 40
+/// tokens, all started together. Problem `poison`'s prompt ends with [`POISON`].
+fn solve_all(engine: &Engine, problems: u64, poison: Option<u64>) -> Vec<Result<Vec<String>>> {
+    let barrier = Arc::new(Barrier::new(problems as usize));
+    let handles: Vec<_> = (0..problems)
+        .map(|p| {
+            let (engine, barrier) = (engine.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let s = engine.session(11, p, Budget::unlimited());
+                let mut prompt = tokens(&format!("{PROMPT}problem {p}: "));
+                if poison == Some(p) {
+                    prompt.push(POISON);
+                }
+                let root = s.prefill_tokens(prompt).unwrap();
+                let mut bs = root.fork(3).unwrap();
+                bs.push(root);
+                barrier.wait();
+                s.extend(bs.iter_mut(), &no_eog(40))?;
+                Ok(bs.iter().map(|b| b.text()).collect())
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+type Result<T> = std::result::Result<T, EngineError>;
+
+/// Wait until `f` holds (true) or 10 s pass (false).
+fn eventually(f: impl Fn() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// An engine over the mock with `n_ctx` cells and the given overtaking wait.
+fn small_engine(n_ctx: u32, capacity_wait: Duration) -> Engine {
+    let cfg = MockConfig {
+        n_ctx,
+        n_seq_max: 8,
+        ..Default::default()
+    };
+    Engine::spawn(
+        move || Ok(Box::new(MockBackend::new(cfg)) as Box<dyn Backend>),
+        WorkerOptions { capacity_wait },
+    )
+    .unwrap()
+}
+
+/// Prefill `n` tokens in a new session of `engine` on another thread; the prompt length
+/// (or the error) arrives on the channel.
+fn prefill_in_thread(engine: &Engine, problem: u64, n: usize) -> mpsc::Receiver<Result<usize>> {
+    let engine = engine.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let s = engine.session(0, problem, Budget::unlimited());
+        let r = s.prefill_tokens(vec![66; n]).map(|b| b.prompt_len());
+        let _ = tx.send(r);
+    });
+    rx
+}
+
+#[test]
+fn bad_token_ids_are_refused_at_the_edge() {
+    let (engine, _) = engine_with(4096, 4);
+    let s = engine.session(0, 0, Budget::unlimited());
+    let e = s.prefill_tokens(vec![65, 300]).unwrap_err().to_string();
+    assert!(
+        e.contains("token id 300") && e.contains("n_vocab 257"),
+        "{e}"
+    );
+    let e = s.prefill_tokens(vec![-1]).unwrap_err().to_string();
+    assert!(e.contains("token id -1"), "{e}");
+    assert!(matches!(
+        s.prefill_tokens(vec![300]),
+        Err(EngineError::InvalidToken {
+            token: 300,
+            n_vocab: 257
+        })
+    ));
+    let mut b = s.prefill(PROMPT).unwrap();
+    let e = b
+        .append_tokens(vec![65, 257], true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("token id 257") && e.contains("n_vocab 257"),
+        "{e}"
+    );
+    assert!(b.tokens().is_empty());
+    let e = engine.detokenize(&[65, 1000]).unwrap_err().to_string();
+    assert!(e.contains("token id 1000"), "{e}");
+    // Nothing was sent to the worker: it serves on.
+    assert_eq!(engine.detokenize(&[72, 105]).unwrap(), "Hi");
+    b.append_tokens(vec![65], true).unwrap();
+    b.extend(&spec(0.8, 4)).unwrap();
+    assert_eq!(b.tokens()[0], 65);
+}
+
+/// The mock, except that `is_eog` panics once when `armed` (a panic in the worker's own
+/// step, outside any decode).
+struct PanicsOnce {
+    inner: MockBackend,
+    armed: Arc<AtomicBool>,
+}
+
+impl Backend for PanicsOnce {
+    fn info(&self) -> &BackendInfo {
+        self.inner.info()
+    }
+    fn decode(&mut self, batch: &[BatchToken], on_row: &mut OnRow<'_>) -> Result<()> {
+        self.inner.decode(batch, on_row)
+    }
+    fn copy_seq(&mut self, src: i32, dst: i32, len: u32) -> Result<()> {
+        self.inner.copy_seq(src, dst, len)
+    }
+    fn truncate_seq(&mut self, seq: i32, from: u32) -> Result<()> {
+        self.inner.truncate_seq(seq, from)
+    }
+    fn tokenize(&self, text: &str, special: bool, bos: bool) -> Result<Vec<i32>> {
+        self.inner.tokenize(text, special, bos)
+    }
+    fn piece(&self, token: i32) -> Vec<u8> {
+        self.inner.piece(token)
+    }
+    fn is_eog(&self, token: i32) -> bool {
+        if self.armed.swap(false, Relaxed) {
+            panic!("is_eog exploded");
+        }
+        self.inner.is_eog(token)
+    }
+    fn apply_template(&self, format: &PromptFormat, messages: &[ChatMessage]) -> Result<String> {
+        self.inner.apply_template(format, messages)
+    }
+}
+
+/// The mock, except that cutting a sequence back fails while `fail` is set.
+struct CutFails {
+    inner: MockBackend,
+    fail: Arc<AtomicBool>,
+}
+
+impl Backend for CutFails {
+    fn info(&self) -> &BackendInfo {
+        self.inner.info()
+    }
+    fn decode(&mut self, batch: &[BatchToken], on_row: &mut OnRow<'_>) -> Result<()> {
+        self.inner.decode(batch, on_row)
+    }
+    fn copy_seq(&mut self, src: i32, dst: i32, len: u32) -> Result<()> {
+        self.inner.copy_seq(src, dst, len)
+    }
+    fn truncate_seq(&mut self, seq: i32, from: u32) -> Result<()> {
+        if from > 0 && self.fail.load(Relaxed) {
+            return Err(EngineError::kv("the test says no"));
+        }
+        self.inner.truncate_seq(seq, from)
+    }
+    fn tokenize(&self, text: &str, special: bool, bos: bool) -> Result<Vec<i32>> {
+        self.inner.tokenize(text, special, bos)
+    }
+    fn piece(&self, token: i32) -> Vec<u8> {
+        self.inner.piece(token)
+    }
+    fn is_eog(&self, token: i32) -> bool {
+        self.inner.is_eog(token)
+    }
+    fn apply_template(&self, format: &PromptFormat, messages: &[ChatMessage]) -> Result<String> {
+        self.inner.apply_template(format, messages)
+    }
+}
