@@ -327,7 +327,8 @@ impl Session {
 
     /// [`Session::extend`] with a cap per branch on top of `spec.max_tokens` (e.g. what
     /// is left of each branch's own token allowance). A cap of 0 ends that branch at
-    /// once with [`Finish::MaxTokens`].
+    /// once with [`Finish::MaxTokens`]. Every branch must belong to this session's
+    /// engine (a branch of another engine is refused before anything runs).
     pub fn extend_capped<'a>(
         &self,
         items: impl IntoIterator<Item = (&'a mut Branch, usize)>,
@@ -343,6 +344,8 @@ impl Session {
                 ),
             ));
         }
+        let items: Vec<(&mut Branch, usize)> = items.into_iter().collect();
+        self.engine.check_own(items.iter().map(|(b, _)| &**b))?;
         let mut bs: Vec<(&mut Branch, usize)> = Vec::new();
         for (b, cap) in items {
             if cap == 0 {

@@ -218,3 +218,21 @@ impl Backend for CutFails {
         self.inner.apply_template(format, messages)
     }
 }
+
+#[test]
+fn extend_capped_rejects_a_branch_of_another_engine() {
+    let (a, _) = engine_with(4096, 4);
+    let (b, _) = engine_with(4096, 4);
+    let mut x = a
+        .session(0, 0, Budget::unlimited())
+        .prefill(PROMPT)
+        .unwrap();
+    let sb = b.session(0, 0, Budget::unlimited());
+    let mut y = sb.prefill(PROMPT).unwrap(); // b's sequence 0, as x is a's
+    let e = sb.extend_capped([(&mut x, 5)], &spec(0.8, 5)).unwrap_err();
+    assert!(e.to_string().contains("another engine"), "{e}");
+    let e = sb.extend([&mut x], &spec(0.8, 5)).unwrap_err();
+    assert!(e.to_string().contains("another engine"), "{e}");
+    assert!(x.tokens().is_empty() && y.tokens().is_empty());
+    y.extend(&spec(0.8, 5)).unwrap();
+}
