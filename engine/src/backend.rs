@@ -60,6 +60,35 @@ fn yes() -> bool {
     true
 }
 
+impl BackendInfo {
+    /// Check the sizes the engine's worker relies on: at least one KV cell, sequence
+    /// (and at most `i32::MAX`, the range of [`SeqId`]), batch token and vocabulary
+    /// entry. [`crate::Engine::spawn`] refuses a backend that fails this (with
+    /// `n_batch` 0 the worker could never decode and would spin).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, reason: String| Err(crate::error::invalid(name, reason));
+        if self.n_ctx == 0 {
+            return bad("n_ctx", format!("0 for {} (must be ≥ 1)", self.name));
+        }
+        if self.n_seq_max == 0 || self.n_seq_max > i32::MAX as u32 {
+            return bad(
+                "n_seq_max",
+                format!("{} for {} (1..={})", self.n_seq_max, self.name, i32::MAX),
+            );
+        }
+        if self.n_batch == 0 {
+            return bad(
+                "n_batch",
+                format!("0 for {} (must be ≥ 1: most tokens per decode)", self.name),
+            );
+        }
+        if self.n_vocab == 0 {
+            return bad("n_vocab", format!("0 for {} (must be ≥ 1)", self.name));
+        }
+        Ok(())
+    }
+}
+
 /// Every layer's hidden states for a token sequence (ST-BoN's chain of embedding):
 /// index 0 the embedding output, then one per layer, each row-major `[token][dim]`.
 pub trait LayerStates: Send + Sync + std::fmt::Debug {

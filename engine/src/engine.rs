@@ -53,7 +53,9 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Start a worker thread that builds its backend with `make` (on that thread) and serves it.
+    /// Start a worker thread that builds its backend with `make` (on that thread) and serves
+    /// it. A backend whose sizes fail [`BackendInfo::validate`] (e.g. `n_batch` 0) is
+    /// refused with that error.
     pub fn spawn<F>(make: F, opts: WorkerOptions) -> Result<Engine>
     where
         F: FnOnce() -> Result<Box<dyn Backend>> + Send + 'static,
@@ -69,7 +71,12 @@ impl Engine {
                     let _ = init_tx.send(Err(e));
                 }
                 Ok(backend) => {
-                    let _ = init_tx.send(Ok(backend.info().clone()));
+                    let info = backend.info().clone();
+                    if let Err(e) = info.validate() {
+                        let _ = init_tx.send(Err(e));
+                        return;
+                    }
+                    let _ = init_tx.send(Ok(info));
                     Worker::new(backend, opts, worker_totals).run(rx);
                 }
             })

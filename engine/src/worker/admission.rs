@@ -23,7 +23,11 @@ impl Worker {
     }
 
     fn fits(&self, need: usize) -> bool {
-        self.cells.used + self.cells.reserved + need <= self.n_ctx
+        self.cells
+            .used
+            .saturating_add(self.cells.reserved)
+            .saturating_add(need)
+            <= self.n_ctx
     }
 
     /// Start the work if it fits now; give it back otherwise.
@@ -98,10 +102,10 @@ impl Worker {
                         .sess
                         .clone();
                     let held = self.held_cells(&sess);
-                    if held + job.reserve > self.n_ctx {
+                    if held.saturating_add(job.reserve) > self.n_ctx {
                         job.done = Some(Err(EngineError::KvCapacity {
                             needed: job.reserve,
-                            available: self.n_ctx - held,
+                            available: self.n_ctx.saturating_sub(held),
                             n_ctx: self.n_ctx as u32,
                         }));
                         job.reserve = 0;
@@ -196,7 +200,9 @@ impl Worker {
             }
             let max = self.seqs.len();
             let avail_ids = self.free_ids.len();
-            let free_cells = self.n_ctx - self.cells.used - self.cells.reserved;
+            let free_cells = self
+                .n_ctx
+                .saturating_sub(self.cells.used.saturating_add(self.cells.reserved));
             match w {
                 Waiting::Prefill { tokens, reply, .. } => {
                     let e = if avail_ids == 0 {

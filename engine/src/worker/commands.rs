@@ -201,10 +201,10 @@ impl Worker {
             .flatten()
             .filter(|q| Arc::ptr_eq(&q.sess, sess))
             .count();
-        if held + count > max {
+        if held.saturating_add(count) > max {
             return Err(EngineError::TooManySequences {
                 wanted: count,
-                available: max - held,
+                available: max.saturating_sub(held),
                 max,
             });
         }
@@ -222,8 +222,9 @@ impl Worker {
                 let pending = s.tokens.len() - s.kv;
                 let need = match &job.kind {
                     Kind::Feed { .. } => pending,
+                    // Saturating: a cap of usize::MAX must read as "never fits", not wrap.
                     Kind::Gen { max_tokens, .. } => {
-                        pending + (*max_tokens).min(sess.remaining_tokens())
+                        pending.saturating_add((*max_tokens).min(sess.remaining_tokens()))
                     }
                 };
                 Ok(need)

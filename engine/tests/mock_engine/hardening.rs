@@ -183,6 +183,48 @@ impl Backend for PanicsOnce {
     }
 }
 
+#[test]
+fn n_batch_zero_is_refused_at_spawn() {
+    let e = Engine::mock(MockConfig {
+        n_batch: 0,
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("n_batch"), "{e}");
+}
+
+#[test]
+fn overflowing_sizes_are_errors_not_panics_or_hangs() {
+    let (engine, _) = engine_with(4096, 4);
+    let probe = engine.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let s = engine.session(0, 0, Budget::unlimited());
+        let mut b = s.prefill(PROMPT).unwrap();
+        let fresh = b.extend(&no_eog(usize::MAX)).map(|f| f.clone());
+        b.extend(&spec(0.8, 3)).unwrap(); // now a sampled token is pending
+        let pending = b.extend(&no_eog(usize::MAX)).map(|f| f.clone());
+        let fork = b.fork(usize::MAX).map(|v| v.len());
+        let _ = tx.send((fresh, pending, fork, b.tokens().len()));
+    });
+    let (fresh, pending, fork, len) = rx.recv_timeout(Duration::from_secs(20)).expect("no hang");
+    for r in [fresh, pending] {
+        match r {
+            Err(EngineError::KvCapacity {
+                needed: usize::MAX, ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        matches!(fork, Err(EngineError::TooManySequences { .. })),
+        "{fork:?}"
+    );
+    assert_eq!(len, 3);
+    assert_eq!(probe.capacity().unwrap().reserved, 0);
+}
+
 /// The mock, except that cutting a sequence back fails while `fail` is set.
 struct CutFails {
     inner: MockBackend,
