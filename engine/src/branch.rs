@@ -88,7 +88,8 @@ impl Branch {
         self.finish.as_ref()
     }
 
-    /// Generate on this branch alone (see [`Session::extend`] to batch many).
+    /// Generate on this branch alone (see [`Session::extend`] to batch many); after an
+    /// end of generation it stays ended ([`Finish::Eog`]), nothing sampled.
     pub fn extend(&mut self, spec: &GenSpec) -> Result<&Finish> {
         let session = self.session.clone();
         session.extend(std::iter::once(&mut *self), spec)?;

@@ -325,6 +325,8 @@ impl Session {
     }
 
     /// Generate on every branch at once; the engine batches them (and any other work).
+    /// A branch that ended with [`Finish::Eog`] is left as it is (see
+    /// [`Session::extend_capped`]).
     pub fn extend<'a>(
         &self,
         branches: impl IntoIterator<Item = &'a mut Branch>,
@@ -334,9 +336,13 @@ impl Session {
     }
 
     /// [`Session::extend`] with a cap per branch on top of `spec.max_tokens` (e.g. what
-    /// is left of each branch's own token allowance). A cap of 0 ends that branch at
-    /// once with [`Finish::MaxTokens`]. Every branch must belong to this session's
-    /// engine (a branch of another engine is refused before anything runs).
+    /// is left of each branch's own token allowance). A cap of 0 generates nothing: a
+    /// branch with no finish yet ends at once with [`Finish::MaxTokens`], one that has
+    /// a finish keeps it. A branch that ended with [`Finish::Eog`] is never sampled past
+    /// its end: whatever its cap, it is left as it is (still `Eog`). Every other finish
+    /// (a stop string, a limit) is a pause a later call with a cap > 0 continues from,
+    /// as step searches do. Every branch must belong to this session's engine (a branch
+    /// of another engine is refused before anything runs).
     pub fn extend_capped<'a>(
         &self,
         items: impl IntoIterator<Item = (&'a mut Branch, usize)>,
@@ -356,8 +362,11 @@ impl Session {
         self.engine.check_own(items.iter().map(|(b, _)| &**b))?;
         let mut bs: Vec<(&mut Branch, usize)> = Vec::new();
         for (b, cap) in items {
+            if b.finish == Some(Finish::Eog) {
+                continue; // ended: nothing is sampled after an end of generation
+            }
             if cap == 0 {
-                b.finish = Some(Finish::MaxTokens);
+                b.finish.get_or_insert(Finish::MaxTokens);
             } else {
                 bs.push((b, cap));
             }

@@ -278,3 +278,45 @@ fn extend_capped_rejects_a_branch_of_another_engine() {
     assert!(x.tokens().is_empty() && y.tokens().is_empty());
     y.extend(&spec(0.8, 5)).unwrap();
 }
+
+#[test]
+fn an_ended_branch_keeps_its_finish_and_is_never_sampled_past_its_end() {
+    let model = ChoiceModel::new(&[("ab", 1.0), ("xyzxyzxyz", 1.0)]);
+    let engine = Engine::mock(MockConfig {
+        model: Arc::new(model),
+        ..Default::default()
+    })
+    .unwrap();
+    let s = engine.session(0, 0, Budget::unlimited());
+    let root = s.prefill(PROMPT).unwrap();
+    let mut bs = root.fork(2).unwrap();
+    let items = bs.iter_mut().zip([tokens("a"), tokens("x")]);
+    engine.append_all(items, false).unwrap();
+    // Samples of unequal lengths, in chunks of 4 as ST-BoN draws them.
+    let chunk = spec(0.0, 4);
+    s.extend(bs.iter_mut(), &chunk).unwrap();
+    assert_eq!(bs[0].finish(), Some(&Finish::Eog));
+    assert_eq!(bs[1].finish(), Some(&Finish::MaxTokens));
+    let ended = bs[0].tokens().to_vec();
+    // ST-BoN's next call: cap 0 for ended samples.
+    let items = bs.iter_mut().map(|b| {
+        let cap = if b.finish() == Some(&Finish::Eog) {
+            0
+        } else {
+            4
+        };
+        (b, cap)
+    });
+    s.extend_capped(items, &chunk).unwrap();
+    assert_eq!(bs[0].finish(), Some(&Finish::Eog), "cap 0 keeps the finish");
+    // Even a cap > 0 does not sample past the end of generation.
+    s.extend_capped(bs.iter_mut().map(|b| (b, 10)), &spec(0.0, 10))
+        .unwrap();
+    assert_eq!(bs[0].finish(), Some(&Finish::Eog));
+    assert_eq!(bs[0].tokens(), &ended[..]);
+    assert_eq!(bs[0].text(), "ab");
+    assert_eq!(bs[0].extend(&chunk).unwrap(), &Finish::Eog);
+    assert_eq!(bs[0].tokens(), &ended[..]);
+    assert_eq!(bs[1].finish(), Some(&Finish::Eog));
+    assert_eq!(bs[1].text(), "xyzxyzxyz");
+}
