@@ -61,10 +61,11 @@ fn yes() -> bool {
 }
 
 impl BackendInfo {
-    /// Check the sizes the engine's worker relies on: at least one KV cell, sequence
-    /// (and at most `i32::MAX`, the range of [`SeqId`]), batch token and vocabulary
-    /// entry. [`crate::Engine::spawn`] refuses a backend that fails this (with
-    /// `n_batch` 0 the worker could never decode and would spin).
+    /// Check what the engine's worker relies on: at least one KV cell, sequence (and at
+    /// most `i32::MAX`, the range of [`SeqId`]), batch token and vocabulary entry, and
+    /// sequences that can be cut back ([`BackendInfo::seq_cut`]).
+    /// [`crate::Engine::spawn`] refuses a backend that fails this (with `n_batch` 0 the
+    /// worker could never decode and would spin).
     pub fn validate(&self) -> Result<()> {
         let bad = |name, reason: String| Err(crate::error::invalid(name, reason));
         if self.n_ctx == 0 {
@@ -84,6 +85,12 @@ impl BackendInfo {
         }
         if self.n_vocab == 0 {
             return bad("n_vocab", format!("0 for {} (must be ≥ 1)", self.name));
+        }
+        if !self.seq_cut {
+            return Err(crate::error::EngineError::UnsupportedModel {
+                name: self.name.clone(),
+                reason: crate::error::CANNOT_CUT.into(),
+            });
         }
         Ok(())
     }

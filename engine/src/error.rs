@@ -140,6 +140,15 @@ pub enum EngineError {
     /// The backend cannot do what was asked (e.g. hidden states).
     #[error("backend does not support {0}")]
     Unsupported(&'static str),
+    /// The model cannot serve the engine at all (e.g. a recurrent or hybrid model, whose
+    /// sequences cannot be cut back to a position).
+    #[error("model {name} cannot be used: {reason}")]
+    UnsupportedModel {
+        /// The model (its file name).
+        name: String,
+        /// What it lacks.
+        reason: String,
+    },
     /// A branch handle that no longer exists on the engine.
     #[error("unknown sequence {0} (released or never created)")]
     UnknownSequence(i32),
@@ -221,6 +230,11 @@ impl EngineError {
 
 /// Result alias for the engine.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Why a recurrent or hybrid model is refused.
+pub(crate) const CANNOT_CUT: &str = "it is recurrent or hybrid, so a sequence cannot be cut back \
+     to a position (forks at a prefix, step searches and undoing a failed call all need it); \
+     use an attention-only model";
 
 pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> EngineError {
     EngineError::InvalidParam {

@@ -191,6 +191,14 @@ impl LlamaCpp {
                 source: Some(Arc::new(e)),
             }
         })?;
+        if model.is_recurrent() || model.is_hybrid() {
+            // Refused before a context is made: llama.cpp's memory for these models
+            // cannot remove a range of positions from a sequence.
+            return Err(EngineError::UnsupportedModel {
+                name: cfg.model.display().to_string(),
+                reason: crate::error::CANNOT_CUT.into(),
+            });
+        }
         let model = PinnedModel::new(model);
         let threads = cfg.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -240,7 +248,7 @@ impl LlamaCpp {
             } else {
                 0
             },
-            seq_cut: !(model.get().is_recurrent() || model.get().is_hybrid()),
+            seq_cut: true, // recurrent and hybrid models were refused above
         };
         Ok(Self {
             ctx,

@@ -55,6 +55,7 @@ impl Worker {
                     hidden: None,
                     busy: false,
                     release_when_idle: false,
+                    broken: None,
                 });
                 let s = self.seqs[id as usize].as_mut().expect("created");
                 s.busy = true;
@@ -69,6 +70,7 @@ impl Worker {
                     reserve: s.tokens.len(),
                     claimed: true,
                     done: None,
+                    base: 0,
                 };
                 self.cells.reserved += job.reserve;
                 self.jobs.push(job);
@@ -177,6 +179,7 @@ impl Worker {
                 hidden: hidden.clone(),
                 busy: false,
                 release_when_idle: false,
+                broken: None,
             });
             out.push(id);
         }

@@ -14,7 +14,7 @@ mod step;
 
 use crate::backend::{Backend, BatchToken, SeqId, Token};
 use crate::capacity::WorkerOptions;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::generation::GenSpec;
 use crate::sampling::Scratch;
 use crate::stats::Counters;
@@ -39,6 +39,10 @@ struct Seq {
     hidden: Option<Vec<f32>>,
     busy: bool,
     release_when_idle: bool,
+    /// Why the sequence can no longer be used, if it cannot: a failed call could not be
+    /// undone in the KV cache, so its branch and the cache no longer agree. Every later
+    /// command on it gets this error; releasing it retires its id.
+    broken: Option<EngineError>,
 }
 
 enum Reply {
@@ -71,6 +75,10 @@ struct Job {
     claimed: bool,
     /// The job's outcome once it has finished (None while it runs).
     done: Option<Result<()>>,
+    /// Tokens of the sequence its branch knows without this job's: a job that fails is
+    /// undone back to them, so the branch (which drops a failed call's tokens) and the
+    /// sequence agree.
+    base: usize,
 }
 
 struct Group {

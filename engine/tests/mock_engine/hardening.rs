@@ -225,6 +225,46 @@ fn overflowing_sizes_are_errors_not_panics_or_hangs() {
     assert_eq!(probe.capacity().unwrap().reserved, 0);
 }
 
+#[test]
+fn a_failed_extend_leaves_the_branch_and_its_sequence_in_step() {
+    let armed = Arc::new(AtomicBool::new(true));
+    let a = armed.clone();
+    let hook: FaultHook = Arc::new(move |ctx: &[Token]| {
+        (a.load(Relaxed) && ctx.len() > PROMPT.len() + 4).then_some(MockFault::Decode)
+    });
+    let engine = faulty(hook);
+    let s = engine.session(2, 0, Budget::unlimited());
+    let mut b = s.prefill(PROMPT).unwrap();
+    let e = b.extend(&spec(0.8, 20)).unwrap_err();
+    assert!(matches!(e, EngineError::Decode { .. }), "{e:?}");
+    assert!(b.tokens().is_empty(), "the failed call left nothing behind");
+    armed.store(false, Relaxed);
+    b.extend(&spec(0.8, 20)).unwrap();
+    let (clean, _) = engine_with(8192, 64);
+    let mut r = clean
+        .session(2, 0, Budget::unlimited())
+        .prefill(PROMPT)
+        .unwrap();
+    r.extend(&spec(0.8, 20)).unwrap();
+    assert_eq!(b.text(), r.text());
+    assert_eq!(b.logprobs(), r.logprobs());
+}
+
+#[test]
+fn a_failed_append_leaves_the_branch_and_its_sequence_in_step() {
+    let engine = faulty(poisoned(0, MockFault::Decode));
+    let s = engine.session(2, 0, Budget::unlimited());
+    let mut b = s.prefill(PROMPT).unwrap();
+    let e = b.append_tokens(vec![65, POISON, 66], true).unwrap_err();
+    assert!(matches!(e, EngineError::Decode { .. }), "{e:?}");
+    assert!(b.tokens().is_empty());
+    // The poisoned tokens are gone from the sequence too: appending and generating work.
+    let lps = b.append_tokens(tokens("x = "), true).unwrap();
+    assert!(lps.iter().all(|l| l.is_finite()), "{lps:?}");
+    b.extend(&spec(0.8, 5)).unwrap();
+    assert!(b.text().starts_with("x = "));
+}
+
 /// The mock, except that cutting a sequence back fails while `fail` is set.
 struct CutFails {
     inner: MockBackend,
@@ -259,6 +299,51 @@ impl Backend for CutFails {
     fn apply_template(&self, format: &PromptFormat, messages: &[ChatMessage]) -> Result<String> {
         self.inner.apply_template(format, messages)
     }
+}
+
+#[test]
+fn a_failed_truncate_changes_nothing_and_leaks_no_cells() {
+    let fail = Arc::new(AtomicBool::new(false));
+    let backend = CutFails {
+        inner: MockBackend::new(MockConfig::default()),
+        fail: fail.clone(),
+    };
+    let engine = Engine::new(Box::new(backend)).unwrap();
+    let s = engine.session(0, 0, Budget::unlimited());
+    let root = s.prefill(PROMPT).unwrap();
+    let mut b = root.fork(1).unwrap().pop().unwrap();
+    b.extend(&no_eog(10)).unwrap();
+    engine.settle([&mut b]).unwrap();
+    let first = b.tokens()[..3].to_vec();
+    let used = engine.capacity().unwrap().used;
+    fail.store(true, Relaxed);
+    assert!(b.truncate(3).is_err());
+    assert_eq!(b.tokens().len(), 10);
+    assert_eq!(engine.capacity().unwrap().used, used);
+    fail.store(false, Relaxed);
+    b.truncate(3).unwrap();
+    let mut g = spec(0.0, 7);
+    g.ignore_eog = true;
+    b.extend(&g).unwrap();
+    assert_eq!(b.tokens().len(), 10);
+    let mut r = root.fork(1).unwrap().pop().unwrap();
+    r.append_tokens(first, false).unwrap();
+    r.extend(&g).unwrap();
+    assert_eq!(b.text(), r.text());
+    drop((b, r, root));
+    engine.tokenize("", false, false).unwrap(); // flush the releases
+    assert_eq!(engine.capacity().unwrap().used, 0, "no cell leaked");
+}
+
+#[test]
+fn a_model_whose_sequences_cannot_be_cut_is_refused() {
+    let e = Engine::mock(MockConfig {
+        recurrent: true,
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("recurrent"), "{e}");
 }
 
 #[test]
