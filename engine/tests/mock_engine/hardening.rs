@@ -146,6 +146,59 @@ fn bad_token_ids_are_refused_at_the_edge() {
     assert_eq!(b.tokens()[0], 65);
 }
 
+#[test]
+fn a_failing_decode_fails_only_the_problem_that_caused_it() {
+    let reference = solve_all(&Engine::mock(Default::default()).unwrap(), 4, None);
+    for fault in [MockFault::Decode, MockFault::KvFull] {
+        let got = solve_all(&faulty(poisoned(4, fault.clone())), 4, Some(3));
+        for p in 0..3 {
+            assert_eq!(
+                got[p].as_ref().unwrap(),
+                reference[p].as_ref().unwrap(),
+                "{fault:?}: problem {p}"
+            );
+        }
+        match (&fault, &got[3]) {
+            (MockFault::Decode, Err(EngineError::Decode { .. }))
+            | (MockFault::KvFull, Err(EngineError::KvFull { needed: 1, .. })) => {}
+            (f, other) => panic!("{f:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn one_bad_append_in_a_shared_batch_fails_only_its_branch() {
+    let run = |engine: &Engine, poison: bool| {
+        let (sa, sb) = (
+            engine.session(0, 0, Budget::unlimited()),
+            engine.session(0, 1, Budget::unlimited()),
+        );
+        let (a, b) = (sa.prefill(PROMPT).unwrap(), sb.prefill(PROMPT).unwrap());
+        let mut xs = a.fork(2).unwrap();
+        xs.extend(b.fork(2).unwrap());
+        let items = xs.iter_mut().enumerate().map(|(i, x)| {
+            let mut t = tokens(&format!("step {i}\n"));
+            if poison && i == 1 {
+                t.insert(2, POISON);
+            }
+            (x, t)
+        });
+        let r = engine.append_all(items, true);
+        let texts: Vec<String> = xs.iter().map(|x| x.text()).collect();
+        let lps: Vec<Vec<f32>> = xs.iter().map(|x| x.logprobs().to_vec()).collect();
+        (r, texts, lps)
+    };
+    let (r, texts, lps) = run(&Engine::mock(Default::default()).unwrap(), false);
+    r.unwrap();
+    let (bad, got, got_lps) = run(&faulty(poisoned(0, MockFault::Decode)), true);
+    assert!(matches!(bad, Err(EngineError::Decode { .. })), "{bad:?}");
+    for i in [0, 2, 3] {
+        assert_eq!(got[i], texts[i]);
+        assert_eq!(got_lps[i], lps[i]);
+    }
+    assert_eq!(got[1], "", "the failed append left its branch as it was");
+}
+
 /// The mock, except that `is_eog` panics once when `armed` (a panic in the worker's own
 /// step, outside any decode).
 struct PanicsOnce {
