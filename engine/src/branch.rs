@@ -2,7 +2,7 @@
 
 use crate::backend::{SeqId, Token};
 use crate::engine::Session;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::generation::{Finish, GenSpec};
 use crate::worker::protocol::{Chunk, Cmd};
 use crossbeam_channel::bounded;
@@ -120,7 +120,7 @@ impl Branch {
             len: self.prompt_len + completion_len,
             reply: tx,
         })?;
-        let seqs = rx.recv().map_err(|_| EngineError::Stopped)??;
+        let seqs = rx.recv().map_err(|_| self.session.engine.stopped())??;
         let bytes_len: usize = self.piece_lens[..completion_len]
             .iter()
             .map(|&l| l as usize)
@@ -173,7 +173,7 @@ impl Branch {
             tokens: tokens.to_vec(),
             reply: tx,
         })?;
-        rx.recv().map_err(|_| EngineError::Stopped)?
+        rx.recv().map_err(|_| self.session.engine.stopped())?
     }
 
     /// Cut the completion back to `completion_len` tokens (KV cells beyond are freed).
@@ -187,7 +187,7 @@ impl Branch {
             len: self.prompt_len + completion_len,
             reply: tx,
         })?;
-        rx.recv().map_err(|_| EngineError::Stopped)??;
+        rx.recv().map_err(|_| self.session.engine.stopped())??;
         let bytes_len: usize = self.piece_lens[..completion_len]
             .iter()
             .map(|&l| l as usize)

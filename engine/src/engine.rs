@@ -9,7 +9,7 @@ use crate::generation::{Finish, GenSpec};
 use crate::sampling::derive_seed;
 use crate::stats::{Budget, Counters, Stats};
 use crate::worker::protocol::{AppendItem, Cmd, ExtendItem, SessionShared};
-use crate::worker::Worker;
+use crate::worker::{panic_message, PanicSlot, Worker};
 use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::Mutex;
 use rand::SeedableRng;
@@ -22,6 +22,8 @@ use std::time::Instant;
 struct Inner {
     tx: Option<Sender<Cmd>>,
     info: BackendInfo,
+    /// The last panic the worker caught (see [`Engine::stopped`]).
+    panicked: PanicSlot,
     totals: Arc<Counters>,
     started: Instant,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -65,28 +67,42 @@ impl Engine {
         let (init_tx, init_rx) = bounded::<Result<BackendInfo>>(1);
         let totals = Arc::new(Counters::default());
         let worker_totals = totals.clone();
+        let panicked = PanicSlot::default();
+        let worker_panicked = panicked.clone();
         let thread = std::thread::Builder::new()
             .name("ponder-engine".into())
-            .spawn(move || match make() {
-                Err(e) => {
-                    let _ = init_tx.send(Err(e));
-                }
-                Ok(backend) => {
-                    let info = backend.info().clone();
-                    if let Err(e) = info.validate() {
-                        let _ = init_tx.send(Err(e));
-                        return;
+            // `make` runs once and nothing of it is used after a panic.
+            .spawn(
+                move || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {
+                    Err(payload) => {
+                        let _ = init_tx.send(Err(EngineError::WorkerPanic {
+                            message: format!(
+                                "building the backend: {}",
+                                panic_message(payload.as_ref())
+                            ),
+                        }));
                     }
-                    let _ = init_tx.send(Ok(info));
-                    Worker::new(backend, opts, worker_totals).run(rx);
-                }
-            })
+                    Ok(Err(e)) => {
+                        let _ = init_tx.send(Err(e));
+                    }
+                    Ok(Ok(backend)) => {
+                        let info = backend.info().clone();
+                        if let Err(e) = info.validate() {
+                            let _ = init_tx.send(Err(e));
+                            return;
+                        }
+                        let _ = init_tx.send(Ok(info));
+                        Worker::new(backend, opts, worker_totals, worker_panicked).run(rx);
+                    }
+                },
+            )
             .map_err(|e| EngineError::context_from("cannot start the worker thread", e))?;
         let info = init_rx.recv().map_err(|_| EngineError::Stopped)??;
         Ok(Engine {
             inner: Arc::new(Inner {
                 tx: Some(tx),
                 info,
+                panicked,
                 totals,
                 started: Instant::now(),
                 thread: Mutex::new(Some(thread)),
@@ -115,26 +131,43 @@ impl Engine {
             .as_ref()
             .ok_or(EngineError::Stopped)?
             .send(c)
-            .map_err(|_| EngineError::Stopped)
+            .map_err(|_| self.stopped())
     }
 
-    /// Run a read-only query against the backend on the worker thread.
+    /// The error for a call whose reply never came: the panic the worker caught (which
+    /// dropped the reply, or stopped the worker), else [`EngineError::Stopped`].
+    pub(crate) fn stopped(&self) -> EngineError {
+        match self.inner.panicked.lock().clone() {
+            Some(message) => EngineError::WorkerPanic { message },
+            None => EngineError::Stopped,
+        }
+    }
+
+    /// Run a read-only query against the backend on the worker thread. If `f` panics,
+    /// the call fails with [`EngineError::WorkerPanic`] and the engine serves on.
     pub fn query<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn Backend) -> T + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = bounded(1);
         self.send(Cmd::Call(Box::new(move |b| {
-            let _ = tx.send(f(b));
+            // `f` sees the backend only by shared reference, so a panic in it leaves
+            // nothing of the worker's own half-updated.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(b)));
+            let _ = tx.send(r.map_err(|payload| panic_message(payload.as_ref())));
         })))?;
-        rx.recv().map_err(|_| EngineError::Stopped)
+        match rx.recv() {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(message)) => Err(EngineError::WorkerPanic { message }),
+            Err(_) => Err(self.stopped()),
+        }
     }
 
     /// KV cells and sequence ids in use and free, as the worker accounts them now.
     pub fn capacity(&self) -> Result<Capacity> {
         let (tx, rx) = bounded(1);
         self.send(Cmd::Capacity(tx))?;
-        rx.recv().map_err(|_| EngineError::Stopped)
+        rx.recv().map_err(|_| self.stopped())
     }
 
     /// Tokenize text (`special`: parse control tokens; `bos`: prepend BOS if the model wants it).
@@ -190,7 +223,7 @@ impl Engine {
             logprobs,
             reply: tx,
         })?;
-        let results = rx.recv().map_err(|_| EngineError::Stopped)?;
+        let results = rx.recv().map_err(|_| self.stopped())?;
         let mut out = Vec::with_capacity(items.len());
         let mut first_err = None;
         for ((b, _), r) in items.iter_mut().zip(results) {
@@ -302,7 +335,7 @@ impl Session {
             tokens,
             reply: tx,
         })?;
-        let seq = rx.recv().map_err(|_| EngineError::Stopped)??;
+        let seq = rx.recv().map_err(|_| self.engine.stopped())??;
         Ok(self.branch(seq, n))
     }
 
@@ -389,7 +422,7 @@ impl Session {
             items,
             reply: tx,
         })?;
-        let results = rx.recv().map_err(|_| EngineError::Stopped)?;
+        let results = rx.recv().map_err(|_| self.engine.stopped())?;
         let mut first_err = None;
         for ((b, _), r) in bs.iter_mut().zip(results) {
             match r {

@@ -152,6 +152,13 @@ pub enum EngineError {
     /// A branch handle that no longer exists on the engine.
     #[error("unknown sequence {0} (released or never created)")]
     UnknownSequence(i32),
+    /// The engine's worker caught a panic (a bug, in the engine or its backend) while
+    /// serving this call. The calls in flight fail with it; the worker serves on.
+    #[error("engine worker panicked: {message}")]
+    WorkerPanic {
+        /// The panic's message.
+        message: String,
+    },
     /// The engine's worker thread has stopped.
     #[error("engine worker stopped")]
     Stopped,

@@ -4,7 +4,7 @@
 //! job that caused it: the others' tokens are decoded as if nothing had happened.
 
 use super::protocol::Sess;
-use super::{Kind, Worker};
+use super::{panic_message, Kind, Worker};
 use crate::backend::BatchToken;
 use crate::error::{EngineError, Result};
 use crate::sampling;
@@ -130,7 +130,11 @@ impl Worker {
             picked = index.iter().map(|&i| batch[i]).collect();
             &picked
         };
-        backend.decode(entries, &mut |i, row, hidden| {
+        // A panic in the backend is this batch's error: the batch is undone and retried in
+        // halves like any failed one, so it fails only the job that causes it. What the
+        // row callback wrote before it is unused: logits count only once a sequence's
+        // tokens are all fed, and a job's logprobs are rewritten when it is decoded again.
+        let on_row = &mut |i: usize, row: &[f32], hidden: Option<&[f32]>| {
             let (ji, p) = owners[if contiguous { start + i } else { index[i] }];
             let job = &mut jobs[ji];
             let s = seqs[job.seq as usize].as_mut().expect("job's sequence");
@@ -159,6 +163,17 @@ impl Worker {
                     job.out.logprobs[p + 1 - f] = sampling::token_logprob(row, s.tokens[p + 1]);
                 }
             }
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            backend.decode(entries, on_row)
+        }))
+        .unwrap_or_else(|payload| {
+            Err(EngineError::WorkerPanic {
+                message: format!(
+                    "in the backend's decode: {}",
+                    panic_message(payload.as_ref())
+                ),
+            })
         })
     }
 

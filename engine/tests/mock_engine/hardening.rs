@@ -199,11 +199,44 @@ fn one_bad_append_in_a_shared_batch_fails_only_its_branch() {
     assert_eq!(got[1], "", "the failed append left its branch as it was");
 }
 
+#[test]
+fn a_panicking_decode_fails_only_its_problem_and_the_engine_serves_on() {
+    let reference = solve_all(&Engine::mock(Default::default()).unwrap(), 4, None);
+    let engine = faulty(poisoned(4, MockFault::Panic));
+    let got = solve_all(&engine, 4, Some(3));
+    for p in 0..3 {
+        assert_eq!(got[p].as_ref().unwrap(), reference[p].as_ref().unwrap());
+    }
+    let e = got[3].as_ref().unwrap_err().to_string();
+    assert!(e.contains("mock fault: panic on sequence"), "{e}");
+    let again = solve_all(&engine, 2, None);
+    assert_eq!(again[1].as_ref().unwrap(), reference[1].as_ref().unwrap());
+}
+
+#[test]
+fn a_decode_that_panics_once_is_retried_and_nobody_fails() {
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    let hook: FaultHook = Arc::new(move |ctx: &[Token]| {
+        let poisoned = ctx.contains(&POISON) && ctx.len() > PROMPT.len() + 20;
+        (poisoned && !f.swap(true, Relaxed)).then_some(MockFault::Panic)
+    });
+    let reference = solve_all(&Engine::mock(Default::default()).unwrap(), 4, None);
+    let got = solve_all(&faulty(hook), 4, Some(3));
+    assert!(fired.load(Relaxed));
+    for p in 0..3 {
+        assert_eq!(got[p].as_ref().unwrap(), reference[p].as_ref().unwrap());
+    }
+    assert!(got[3].is_ok(), "{:?}", got[3]);
+}
+
 /// The mock, except that `is_eog` panics once when `armed` (a panic in the worker's own
-/// step, outside any decode).
+/// step, outside any decode), and `piece` once when `armed_piece` (while a command is
+/// being taken in).
 struct PanicsOnce {
     inner: MockBackend,
     armed: Arc<AtomicBool>,
+    armed_piece: Arc<AtomicBool>,
 }
 
 impl Backend for PanicsOnce {
@@ -223,6 +256,9 @@ impl Backend for PanicsOnce {
         self.inner.tokenize(text, special, bos)
     }
     fn piece(&self, token: i32) -> Vec<u8> {
+        if self.armed_piece.swap(false, Relaxed) {
+            panic!("piece exploded");
+        }
         self.inner.piece(token)
     }
     fn is_eog(&self, token: i32) -> bool {
@@ -234,6 +270,64 @@ impl Backend for PanicsOnce {
     fn apply_template(&self, format: &PromptFormat, messages: &[ChatMessage]) -> Result<String> {
         self.inner.apply_template(format, messages)
     }
+}
+
+#[test]
+fn a_panic_in_the_worker_step_fails_the_work_in_flight_with_its_message() {
+    let armed = Arc::new(AtomicBool::new(false));
+    let backend = PanicsOnce {
+        inner: MockBackend::new(MockConfig::default()),
+        armed: armed.clone(),
+        armed_piece: Arc::new(AtomicBool::new(false)),
+    };
+    let engine = Engine::new(Box::new(backend)).unwrap();
+    let s = engine.session(4, 0, Budget::unlimited());
+    let root = s.prefill(PROMPT).unwrap();
+    let mut kids = root.fork(2).unwrap();
+    armed.store(true, Relaxed);
+    let e = s.extend(kids.iter_mut(), &spec(0.8, 12)).unwrap_err();
+    assert!(e.to_string().contains("is_eog exploded"), "{e}");
+    assert!(kids.iter().all(|k| k.tokens().is_empty()));
+    // The engine serves on, and the failed call left the branches as they were.
+    s.extend(kids.iter_mut(), &spec(0.8, 12)).unwrap();
+    let (clean, _) = engine_with(8192, 64);
+    let s2 = clean.session(4, 0, Budget::unlimited());
+    let root2 = s2.prefill(PROMPT).unwrap();
+    let mut kids2 = root2.fork(2).unwrap();
+    s2.extend(kids2.iter_mut(), &spec(0.8, 12)).unwrap();
+    assert_eq!(kids[0].text(), kids2[0].text());
+    assert_eq!(kids[1].text(), kids2[1].text());
+    // A panicking query is reported to its caller only.
+    let e = engine
+        .query(|_| -> u32 { panic!("query exploded") })
+        .unwrap_err();
+    assert!(e.to_string().contains("query exploded"), "{e}");
+    assert_eq!(engine.tokenize("ok", false, false).unwrap().len(), 2);
+}
+
+#[test]
+fn a_panic_taking_in_a_command_answers_every_part_of_it() {
+    let armed_piece = Arc::new(AtomicBool::new(false));
+    let backend = PanicsOnce {
+        inner: MockBackend::new(MockConfig::default()),
+        armed: Arc::new(AtomicBool::new(false)),
+        armed_piece: armed_piece.clone(),
+    };
+    let engine = Engine::new(Box::new(backend)).unwrap();
+    let s = engine.session(0, 0, Budget::unlimited());
+    let root = s.prefill(PROMPT).unwrap();
+    let mut kids = root.fork(3).unwrap();
+    // The worker panics taking in the first item's text: the call still gets an answer
+    // (not a hang) carrying the panic.
+    armed_piece.store(true, Relaxed);
+    let items = kids.iter_mut().map(|k| (k, tokens("ok")));
+    let e = engine.append_all(items, false).unwrap_err();
+    assert!(e.to_string().contains("piece exploded"), "{e}");
+    // The branches are usable, and the engine serves on.
+    let items = kids.iter_mut().map(|k| (k, tokens("ok")));
+    engine.append_all(items, false).unwrap();
+    s.extend(kids.iter_mut(), &spec(0.8, 3)).unwrap();
+    assert!(kids.iter().all(|k| k.text().starts_with("ok")));
 }
 
 #[test]
