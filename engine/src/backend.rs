@@ -48,6 +48,52 @@ pub struct BackendInfo {
     /// Width of the hidden states `decode` reports; 0 when it reports none.
     #[serde(default)]
     pub n_embd: u32,
+    /// Whether a sequence can be cut back to any position (`truncate_seq` with
+    /// `from > 0`). False for recurrent and hybrid models, whose state cannot be
+    /// rewound: the engine refuses such backends, since forks, step searches and error
+    /// recovery all cut sequences back.
+    #[serde(default = "yes")]
+    pub seq_cut: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl BackendInfo {
+    /// Check what the engine's worker relies on: at least one KV cell, sequence (and at
+    /// most `i32::MAX`, the range of [`SeqId`]), batch token and vocabulary entry, and
+    /// sequences that can be cut back ([`BackendInfo::seq_cut`]).
+    /// [`crate::Engine::spawn`] refuses a backend that fails this (with `n_batch` 0 the
+    /// worker could never decode and would spin).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, reason: String| Err(crate::error::invalid(name, reason));
+        if self.n_ctx == 0 {
+            return bad("n_ctx", format!("0 for {} (must be ≥ 1)", self.name));
+        }
+        if self.n_seq_max == 0 || self.n_seq_max > i32::MAX as u32 {
+            return bad(
+                "n_seq_max",
+                format!("{} for {} (1..={})", self.n_seq_max, self.name, i32::MAX),
+            );
+        }
+        if self.n_batch == 0 {
+            return bad(
+                "n_batch",
+                format!("0 for {} (must be ≥ 1: most tokens per decode)", self.name),
+            );
+        }
+        if self.n_vocab == 0 {
+            return bad("n_vocab", format!("0 for {} (must be ≥ 1)", self.name));
+        }
+        if !self.seq_cut {
+            return Err(crate::error::EngineError::UnsupportedModel {
+                name: self.name.clone(),
+                reason: crate::error::CANNOT_CUT.into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Every layer's hidden states for a token sequence (ST-BoN's chain of embedding):

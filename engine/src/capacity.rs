@@ -16,6 +16,8 @@ pub struct Capacity {
     pub n_seq_max: usize,
     /// Sequence ids free now.
     pub free_seqs: usize,
+    /// Requests (prompts, forks, generation and appended text) waiting for capacity.
+    pub waiting: usize,
 }
 
 impl Capacity {

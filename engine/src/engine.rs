@@ -1,14 +1,15 @@
-//! The handles users hold: [`Engine`] (the worker), [`Session`] (one problem's budget,
-//! seeds and stats) and [`Branch`] (one KV sequence and its text).
+//! The handles users hold: [`Engine`] (the worker) and [`Session`] (one problem's budget,
+//! seeds and stats); [`Branch`] (one KV sequence and its text) is in `branch.rs`.
 
 use crate::backend::{Backend, BackendInfo, ChatMessage, PromptFormat, SeqId, Token};
+use crate::branch::Branch;
 use crate::capacity::{Capacity, WorkerOptions};
 use crate::error::{EngineError, Result};
 use crate::generation::{Finish, GenSpec};
 use crate::sampling::derive_seed;
 use crate::stats::{Budget, Counters, Stats};
-use crate::worker::protocol::{AppendItem, Chunk, Cmd, ExtendItem, SessionShared};
-use crate::worker::Worker;
+use crate::worker::protocol::{AppendItem, Cmd, ExtendItem, SessionShared};
+use crate::worker::{panic_message, PanicSlot, Worker};
 use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::Mutex;
 use rand::SeedableRng;
@@ -21,6 +22,8 @@ use std::time::Instant;
 struct Inner {
     tx: Option<Sender<Cmd>>,
     info: BackendInfo,
+    /// The last panic the worker caught (see [`Engine::stopped`]).
+    panicked: PanicSlot,
     totals: Arc<Counters>,
     started: Instant,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -53,7 +56,9 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Start a worker thread that builds its backend with `make` (on that thread) and serves it.
+    /// Start a worker thread that builds its backend with `make` (on that thread) and serves
+    /// it. A backend whose sizes fail [`BackendInfo::validate`] (e.g. `n_batch` 0) is
+    /// refused with that error.
     pub fn spawn<F>(make: F, opts: WorkerOptions) -> Result<Engine>
     where
         F: FnOnce() -> Result<Box<dyn Backend>> + Send + 'static,
@@ -62,23 +67,42 @@ impl Engine {
         let (init_tx, init_rx) = bounded::<Result<BackendInfo>>(1);
         let totals = Arc::new(Counters::default());
         let worker_totals = totals.clone();
+        let panicked = PanicSlot::default();
+        let worker_panicked = panicked.clone();
         let thread = std::thread::Builder::new()
             .name("ponder-engine".into())
-            .spawn(move || match make() {
-                Err(e) => {
-                    let _ = init_tx.send(Err(e));
-                }
-                Ok(backend) => {
-                    let _ = init_tx.send(Ok(backend.info().clone()));
-                    Worker::new(backend, opts, worker_totals).run(rx);
-                }
-            })
+            // `make` runs once and nothing of it is used after a panic.
+            .spawn(
+                move || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {
+                    Err(payload) => {
+                        let _ = init_tx.send(Err(EngineError::WorkerPanic {
+                            message: format!(
+                                "building the backend: {}",
+                                panic_message(payload.as_ref())
+                            ),
+                        }));
+                    }
+                    Ok(Err(e)) => {
+                        let _ = init_tx.send(Err(e));
+                    }
+                    Ok(Ok(backend)) => {
+                        let info = backend.info().clone();
+                        if let Err(e) = info.validate() {
+                            let _ = init_tx.send(Err(e));
+                            return;
+                        }
+                        let _ = init_tx.send(Ok(info));
+                        Worker::new(backend, opts, worker_totals, worker_panicked).run(rx);
+                    }
+                },
+            )
             .map_err(|e| EngineError::context_from("cannot start the worker thread", e))?;
         let info = init_rx.recv().map_err(|_| EngineError::Stopped)??;
         Ok(Engine {
             inner: Arc::new(Inner {
                 tx: Some(tx),
                 info,
+                panicked,
                 totals,
                 started: Instant::now(),
                 thread: Mutex::new(Some(thread)),
@@ -107,26 +131,43 @@ impl Engine {
             .as_ref()
             .ok_or(EngineError::Stopped)?
             .send(c)
-            .map_err(|_| EngineError::Stopped)
+            .map_err(|_| self.stopped())
     }
 
-    /// Run a read-only query against the backend on the worker thread.
+    /// The error for a call whose reply never came: the panic the worker caught (which
+    /// dropped the reply, or stopped the worker), else [`EngineError::Stopped`].
+    pub(crate) fn stopped(&self) -> EngineError {
+        match self.inner.panicked.lock().clone() {
+            Some(message) => EngineError::WorkerPanic { message },
+            None => EngineError::Stopped,
+        }
+    }
+
+    /// Run a read-only query against the backend on the worker thread. If `f` panics,
+    /// the call fails with [`EngineError::WorkerPanic`] and the engine serves on.
     pub fn query<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn Backend) -> T + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = bounded(1);
         self.send(Cmd::Call(Box::new(move |b| {
-            let _ = tx.send(f(b));
+            // `f` sees the backend only by shared reference, so a panic in it leaves
+            // nothing of the worker's own half-updated.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(b)));
+            let _ = tx.send(r.map_err(|payload| panic_message(payload.as_ref())));
         })))?;
-        rx.recv().map_err(|_| EngineError::Stopped)
+        match rx.recv() {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(message)) => Err(EngineError::WorkerPanic { message }),
+            Err(_) => Err(self.stopped()),
+        }
     }
 
     /// KV cells and sequence ids in use and free, as the worker accounts them now.
     pub fn capacity(&self) -> Result<Capacity> {
         let (tx, rx) = bounded(1);
         self.send(Cmd::Capacity(tx))?;
-        rx.recv().map_err(|_| EngineError::Stopped)
+        rx.recv().map_err(|_| self.stopped())
     }
 
     /// Tokenize text (`special`: parse control tokens; `bos`: prepend BOS if the model wants it).
@@ -135,8 +176,10 @@ impl Engine {
         self.query(move |b| b.tokenize(&text, special, bos))?
     }
 
-    /// The text of some tokens (invalid UTF-8 replaced).
+    /// The text of some tokens (invalid UTF-8 replaced); an id outside the vocabulary is
+    /// refused with [`EngineError::InvalidToken`].
     pub fn detokenize(&self, tokens: &[Token]) -> Result<String> {
+        self.check_tokens(tokens)?;
         let tokens = tokens.to_vec();
         self.query(move |b| {
             let bytes: Vec<u8> = tokens.iter().flat_map(|&t| b.piece(t)).collect();
@@ -152,7 +195,8 @@ impl Engine {
 
     /// Append tokens to many branches at once (one batch for all, like [`Session::extend`]);
     /// with `logprobs`, each new token's log-probability is returned per branch.
-    /// The branches may belong to different sessions of this engine.
+    /// The branches may belong to different sessions of this engine. An id outside the
+    /// vocabulary is refused with [`EngineError::InvalidToken`] before anything is fed.
     pub fn append_all<'a>(
         &self,
         items: impl IntoIterator<Item = (&'a mut Branch, Vec<Token>)>,
@@ -163,6 +207,9 @@ impl Engine {
             return Ok(Vec::new());
         }
         self.check_own(items.iter().map(|(b, _)| &**b))?;
+        for (_, t) in &items {
+            self.check_tokens(t)?;
+        }
         let (tx, rx) = bounded(1);
         self.send(Cmd::Append {
             items: items
@@ -176,7 +223,7 @@ impl Engine {
             logprobs,
             reply: tx,
         })?;
-        let results = rx.recv().map_err(|_| EngineError::Stopped)?;
+        let results = rx.recv().map_err(|_| self.stopped())?;
         let mut out = Vec::with_capacity(items.len());
         let mut first_err = None;
         for ((b, _), r) in items.iter_mut().zip(results) {
@@ -204,6 +251,19 @@ impl Engine {
     pub fn settle<'a>(&self, branches: impl IntoIterator<Item = &'a mut Branch>) -> Result<()> {
         self.append_all(branches.into_iter().map(|b| (b, Vec::new())), false)
             .map(|_| ())
+    }
+
+    /// Refuse token ids outside the vocabulary before they reach the backend, whose
+    /// token lookups (llama.cpp's) throw across the FFI boundary and abort the process.
+    fn check_tokens(&self, tokens: &[Token]) -> Result<()> {
+        let n_vocab = self.inner.info.n_vocab;
+        match tokens
+            .iter()
+            .find(|&&t| u32::try_from(t).map_or(true, |t| t >= n_vocab))
+        {
+            Some(&token) => Err(EngineError::InvalidToken { token, n_vocab }),
+            None => Ok(()),
+        }
     }
 
     fn check_own<'a>(&self, branches: impl IntoIterator<Item = &'a Branch>) -> Result<()> {
@@ -237,8 +297,8 @@ impl Engine {
 /// One problem's view of the engine: its budget, seeds and stats.
 #[derive(Clone)]
 pub struct Session {
-    engine: Engine,
-    shared: Arc<SessionShared>,
+    pub(crate) engine: Engine,
+    pub(crate) shared: Arc<SessionShared>,
 }
 
 impl Session {
@@ -264,8 +324,10 @@ impl Session {
         self.prefill_tokens(tokens)
     }
 
-    /// Evaluate prompt tokens once into a new sequence; fork it to branch out.
+    /// Evaluate prompt tokens once into a new sequence; fork it to branch out. An id
+    /// outside the vocabulary is refused with [`EngineError::InvalidToken`].
     pub fn prefill_tokens(&self, tokens: Vec<Token>) -> Result<Branch> {
+        self.engine.check_tokens(&tokens)?;
         let n = tokens.len();
         let (tx, rx) = bounded(1);
         self.engine.send(Cmd::Prefill {
@@ -273,11 +335,11 @@ impl Session {
             tokens,
             reply: tx,
         })?;
-        let seq = rx.recv().map_err(|_| EngineError::Stopped)??;
+        let seq = rx.recv().map_err(|_| self.engine.stopped())??;
         Ok(self.branch(seq, n))
     }
 
-    fn branch(&self, seq: SeqId, prompt_len: usize) -> Branch {
+    pub(crate) fn branch(&self, seq: SeqId, prompt_len: usize) -> Branch {
         let id = self.shared.next_branch.fetch_add(1, Relaxed);
         Branch {
             session: self.clone(),
@@ -296,6 +358,8 @@ impl Session {
     }
 
     /// Generate on every branch at once; the engine batches them (and any other work).
+    /// A branch that ended with [`Finish::Eog`] is left as it is (see
+    /// [`Session::extend_capped`]).
     pub fn extend<'a>(
         &self,
         branches: impl IntoIterator<Item = &'a mut Branch>,
@@ -305,8 +369,13 @@ impl Session {
     }
 
     /// [`Session::extend`] with a cap per branch on top of `spec.max_tokens` (e.g. what
-    /// is left of each branch's own token allowance). A cap of 0 ends that branch at
-    /// once with [`Finish::MaxTokens`].
+    /// is left of each branch's own token allowance). A cap of 0 generates nothing: a
+    /// branch with no finish yet ends at once with [`Finish::MaxTokens`], one that has
+    /// a finish keeps it. A branch that ended with [`Finish::Eog`] is never sampled past
+    /// its end: whatever its cap, it is left as it is (still `Eog`). Every other finish
+    /// (a stop string, a limit) is a pause a later call with a cap > 0 continues from,
+    /// as step searches do. Every branch must belong to this session's engine (a branch
+    /// of another engine is refused before anything runs).
     pub fn extend_capped<'a>(
         &self,
         items: impl IntoIterator<Item = (&'a mut Branch, usize)>,
@@ -322,10 +391,15 @@ impl Session {
                 ),
             ));
         }
+        let items: Vec<(&mut Branch, usize)> = items.into_iter().collect();
+        self.engine.check_own(items.iter().map(|(b, _)| &**b))?;
         let mut bs: Vec<(&mut Branch, usize)> = Vec::new();
         for (b, cap) in items {
+            if b.finish == Some(Finish::Eog) {
+                continue; // ended: nothing is sampled after an end of generation
+            }
             if cap == 0 {
-                b.finish = Some(Finish::MaxTokens);
+                b.finish.get_or_insert(Finish::MaxTokens);
             } else {
                 bs.push((b, cap));
             }
@@ -348,7 +422,7 @@ impl Session {
             items,
             reply: tx,
         })?;
-        let results = rx.recv().map_err(|_| EngineError::Stopped)?;
+        let results = rx.recv().map_err(|_| self.engine.stopped())?;
         let mut first_err = None;
         for ((b, _), r) in bs.iter_mut().zip(results) {
             match r {
@@ -359,229 +433,5 @@ impl Session {
             }
         }
         first_err.map_or(Ok(()), Err)
-    }
-}
-
-/// One branch: a KV sequence forked from a prompt, with its completion's tokens, text and
-/// per-token log-probabilities. Dropping it frees its sequence.
-pub struct Branch {
-    session: Session,
-    seq: SeqId,
-    id: u64,
-    rng: ChaCha8Rng,
-    prompt_len: usize,
-    tokens: Vec<Token>,
-    logprobs: Vec<f32>,
-    certainty: Vec<f32>,
-    hidden: Vec<Vec<f32>>,
-    piece_lens: Vec<u32>,
-    bytes: Vec<u8>,
-    finish: Option<Finish>,
-}
-
-impl std::fmt::Debug for Branch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Branch")
-            .field("id", &self.id)
-            .field("seq", &self.seq)
-            .field("tokens", &self.tokens.len())
-            .field("finish", &self.finish)
-            .finish()
-    }
-}
-
-impl Branch {
-    /// The branch id within its session (seeds derive from it).
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-    /// The session this branch belongs to.
-    pub fn session(&self) -> &Session {
-        &self.session
-    }
-    /// Prompt length in tokens.
-    pub fn prompt_len(&self) -> usize {
-        self.prompt_len
-    }
-    /// Completion tokens (generated and appended) after the prompt.
-    pub fn tokens(&self) -> &[Token] {
-        &self.tokens
-    }
-    /// Byte length of each completion token's text (0 for end-of-generation tokens): the
-    /// text of the first `k` tokens is the first `Σ piece_lens()[..k]` bytes of the text.
-    pub fn piece_lens(&self) -> &[u32] {
-        &self.piece_lens
-    }
-    /// Log-probability of each completion token under the model (NaN where not computed).
-    pub fn logprobs(&self) -> &[f32] {
-        &self.logprobs
-    }
-    /// The completion's text; bytes of an unfinished UTF-8 character at the end are held back.
-    pub fn text(&self) -> String {
-        decode(&self.bytes)
-    }
-    /// The text of the completion tokens after the first `completion_len` (e.g. the step
-    /// just generated), decoded on its own: never a byte offset into [`Branch::text`].
-    pub fn text_after(&self, completion_len: usize) -> String {
-        let k = completion_len.min(self.piece_lens.len());
-        let from: usize = self.piece_lens[..k].iter().map(|&l| l as usize).sum();
-        decode(&self.bytes[from.min(self.bytes.len())..])
-    }
-    /// Self-certainty (KL from uniform, nats) of the model at each sampled completion
-    /// token (NaN for appended tokens). See [`crate::sampling::Sampled::certainty`].
-    pub fn certainty(&self) -> &[f32] {
-        &self.certainty
-    }
-    /// Hidden states recorded by `extend` calls with [`GenSpec::hidden`], one per token
-    /// they sampled, in order: the final-layer state at the position that predicted it.
-    pub fn hidden(&self) -> &[Vec<f32>] {
-        &self.hidden
-    }
-    /// How the last `extend` ended.
-    pub fn finish(&self) -> Option<&Finish> {
-        self.finish.as_ref()
-    }
-
-    /// Generate on this branch alone (see [`Session::extend`] to batch many).
-    pub fn extend(&mut self, spec: &GenSpec) -> Result<&Finish> {
-        let session = self.session.clone();
-        session.extend(std::iter::once(&mut *self), spec)?;
-        Ok(self.finish.as_ref().expect("extend sets finish"))
-    }
-
-    /// `n` children sharing this branch's whole KV sequence (no token is re-read).
-    pub fn fork(&self, n: usize) -> Result<Vec<Branch>> {
-        self.fork_at(n, self.tokens.len())
-    }
-
-    /// `n` children sharing the prompt and the first `completion_len` completion tokens.
-    pub fn fork_at(&self, n: usize, completion_len: usize) -> Result<Vec<Branch>> {
-        if completion_len > self.tokens.len() {
-            return Err(crate::error::invalid(
-                "fork length",
-                format!("{completion_len} > {} completion tokens", self.tokens.len()),
-            ));
-        }
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        let (tx, rx) = bounded(1);
-        self.session.engine.send(Cmd::Fork {
-            sess: self.session.shared.clone(),
-            src: self.seq,
-            count: n,
-            len: self.prompt_len + completion_len,
-            reply: tx,
-        })?;
-        let seqs = rx.recv().map_err(|_| EngineError::Stopped)??;
-        let bytes_len: usize = self.piece_lens[..completion_len]
-            .iter()
-            .map(|&l| l as usize)
-            .sum();
-        Ok(seqs
-            .into_iter()
-            .map(|seq| {
-                let mut b = self.session.branch(seq, self.prompt_len);
-                b.tokens = self.tokens[..completion_len].to_vec();
-                b.logprobs = self.logprobs[..completion_len].to_vec();
-                b.certainty = self.certainty[..completion_len].to_vec();
-                b.hidden = self.hidden[..completion_len.min(self.hidden.len())].to_vec();
-                b.piece_lens = self.piece_lens[..completion_len].to_vec();
-                b.bytes = self.bytes[..bytes_len].to_vec();
-                b.finish = if completion_len == self.tokens.len() {
-                    self.finish.clone()
-                } else {
-                    None
-                };
-                b
-            })
-            .collect())
-    }
-
-    /// Feed text after the completion (no sampling); with `logprobs`, return each new
-    /// token's log-probability given everything before it.
-    pub fn append(&mut self, text: &str, logprobs: bool) -> Result<Vec<f32>> {
-        let tokens = self.session.engine.tokenize(text, false, false)?;
-        self.append_tokens(tokens, logprobs)
-    }
-
-    /// [`Branch::append`] for tokens.
-    pub fn append_tokens(&mut self, tokens: Vec<Token>, logprobs: bool) -> Result<Vec<f32>> {
-        if tokens.is_empty() {
-            return Ok(Vec::new());
-        }
-        let engine = self.session.engine.clone();
-        let mut lps = engine.append_all(std::iter::once((self, tokens)), logprobs)?;
-        Ok(lps.pop().unwrap_or_default())
-    }
-
-    /// Log-probabilities of candidate next tokens after everything the branch holds (e.g.
-    /// a PRM's good/bad tokens after a step tag). Valid after [`Branch::append`] or a
-    /// prefill; after `extend` the last sampled token is not evaluated yet.
-    pub fn next_logprobs(&self, tokens: &[Token]) -> Result<Vec<f32>> {
-        let (tx, rx) = bounded(1);
-        self.session.engine.send(Cmd::NextLogprobs {
-            seq: self.seq,
-            tokens: tokens.to_vec(),
-            reply: tx,
-        })?;
-        rx.recv().map_err(|_| EngineError::Stopped)?
-    }
-
-    /// Cut the completion back to `completion_len` tokens (KV cells beyond are freed).
-    pub fn truncate(&mut self, completion_len: usize) -> Result<()> {
-        if completion_len >= self.tokens.len() {
-            return Ok(());
-        }
-        let (tx, rx) = bounded(1);
-        self.session.engine.send(Cmd::Truncate {
-            seq: self.seq,
-            len: self.prompt_len + completion_len,
-            reply: tx,
-        })?;
-        rx.recv().map_err(|_| EngineError::Stopped)??;
-        let bytes_len: usize = self.piece_lens[..completion_len]
-            .iter()
-            .map(|&l| l as usize)
-            .sum();
-        self.tokens.truncate(completion_len);
-        self.logprobs.truncate(completion_len);
-        self.certainty.truncate(completion_len);
-        self.hidden.truncate(completion_len);
-        self.piece_lens.truncate(completion_len);
-        self.bytes.truncate(bytes_len);
-        self.finish = None;
-        Ok(())
-    }
-
-    fn absorb(&mut self, c: Chunk) {
-        self.tokens.extend_from_slice(&c.tokens);
-        self.logprobs.extend_from_slice(&c.logprobs);
-        self.certainty.extend_from_slice(&c.certainty);
-        self.hidden.extend(c.hidden);
-        self.piece_lens.extend_from_slice(&c.piece_lens);
-        self.bytes.extend_from_slice(&c.bytes);
-        if let Some(rng) = c.rng {
-            self.rng = rng;
-        }
-        if c.finish.is_some() {
-            self.finish = c.finish;
-        }
-    }
-}
-
-/// Bytes as text; the bytes of an unfinished UTF-8 character at the end are held back.
-fn decode(bytes: &[u8]) -> String {
-    let valid = match std::str::from_utf8(bytes) {
-        Ok(_) => bytes.len(),
-        Err(e) if e.error_len().is_none() => e.valid_up_to(),
-        Err(_) => bytes.len(),
-    };
-    String::from_utf8_lossy(&bytes[..valid]).into_owned()
-}
-
-impl Drop for Branch {
-    fn drop(&mut self) {
-        let _ = self.session.engine.send(Cmd::Release { seq: self.seq });
     }
 }

@@ -107,6 +107,15 @@ pub enum EngineError {
         #[source]
         source: Option<ErrorSource>,
     },
+    /// A token id outside the model's vocabulary (`0..n_vocab`), refused before it
+    /// reaches the backend (llama.cpp would abort the process on it).
+    #[error("token id {token} is outside the vocabulary (n_vocab {n_vocab})")]
+    InvalidToken {
+        /// The id.
+        token: crate::backend::Token,
+        /// The vocabulary's size.
+        n_vocab: u32,
+    },
     /// Tokenization failed.
     #[error("tokenize: {0}")]
     Tokenize(String),
@@ -131,9 +140,25 @@ pub enum EngineError {
     /// The backend cannot do what was asked (e.g. hidden states).
     #[error("backend does not support {0}")]
     Unsupported(&'static str),
+    /// The model cannot serve the engine at all (e.g. a recurrent or hybrid model, whose
+    /// sequences cannot be cut back to a position).
+    #[error("model {name} cannot be used: {reason}")]
+    UnsupportedModel {
+        /// The model (its file name).
+        name: String,
+        /// What it lacks.
+        reason: String,
+    },
     /// A branch handle that no longer exists on the engine.
     #[error("unknown sequence {0} (released or never created)")]
     UnknownSequence(i32),
+    /// The engine's worker caught a panic (a bug, in the engine or its backend) while
+    /// serving this call. The calls in flight fail with it; the worker serves on.
+    #[error("engine worker panicked: {message}")]
+    WorkerPanic {
+        /// The panic's message.
+        message: String,
+    },
     /// The engine's worker thread has stopped.
     #[error("engine worker stopped")]
     Stopped,
@@ -212,6 +237,11 @@ impl EngineError {
 
 /// Result alias for the engine.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Why a recurrent or hybrid model is refused.
+pub(crate) const CANNOT_CUT: &str = "it is recurrent or hybrid, so a sequence cannot be cut back \
+     to a position (forks at a prefix, step searches and undoing a failed call all need it); \
+     use an attention-only model";
 
 pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> EngineError {
     EngineError::InvalidParam {

@@ -32,6 +32,7 @@
 //! ```
 
 mod backend;
+mod branch;
 mod capacity;
 mod engine;
 mod error;
@@ -49,8 +50,9 @@ pub use backend::{
     chatml, Backend, BackendInfo, BatchToken, ChatMessage, LayerStates, OnRow, PromptFormat, SeqId,
     Token,
 };
+pub use branch::Branch;
 pub use capacity::{Capacity, WorkerOptions};
-pub use engine::{Branch, Engine, Session};
+pub use engine::{Engine, Session};
 pub use error::{EngineError, ErrorSource, Result};
 pub use generation::{Finish, GenSpec};
 pub use prompt::{Prompt, Segment};

@@ -170,6 +170,12 @@ impl LlamaCpp {
                 format!("{} (1..=256)", cfg.n_seq_max),
             ));
         }
+        if cfg.n_batch == 0 {
+            return Err(crate::error::invalid(
+                "n_batch",
+                "0 (must be ≥ 1: most tokens per decode)",
+            ));
+        }
         if cfg.n_ctx < 16 {
             return Err(crate::error::invalid(
                 "n_ctx",
@@ -185,6 +191,14 @@ impl LlamaCpp {
                 source: Some(Arc::new(e)),
             }
         })?;
+        if model.is_recurrent() || model.is_hybrid() {
+            // Refused before a context is made: llama.cpp's memory for these models
+            // cannot remove a range of positions from a sequence.
+            return Err(EngineError::UnsupportedModel {
+                name: cfg.model.display().to_string(),
+                reason: crate::error::CANNOT_CUT.into(),
+            });
+        }
         let model = PinnedModel::new(model);
         let threads = cfg.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -234,6 +248,7 @@ impl LlamaCpp {
             } else {
                 0
             },
+            seq_cut: true, // recurrent and hybrid models were refused above
         };
         Ok(Self {
             ctx,
@@ -266,8 +281,10 @@ impl Backend for LlamaCpp {
             {
                 return Err(EngineError::decode(format!("bad batch entry {t:?}")));
             }
+            let pos = i32::try_from(t.pos)
+                .map_err(|_| EngineError::decode(format!("position of {t:?} past i32::MAX")))?;
             self.batch
-                .add(LlamaToken(t.token), t.pos as i32, &[t.seq], t.logits)
+                .add(LlamaToken(t.token), pos, &[t.seq], t.logits)
                 .map_err(|e| EngineError::decode_from(format!("adding {t:?} to the batch"), e))?;
         }
         let turn = COMPUTE.lock();

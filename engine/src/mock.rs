@@ -2,6 +2,10 @@
 //! [`MockModel`]. Always compiled, so strategies can be tested and benchmarked with no
 //! model file and no C++ toolchain. It enforces the same batch contract as llama.cpp
 //! (positions, sequence ids, batch size) and fails loudly where llama.cpp would abort.
+//!
+//! For tests of the engine's own failure handling it can also inject faults on request
+//! ([`MockConfig::fault`]: a decode that fails, finds the cache full or panics) and
+//! pretend to be a model whose sequences cannot be cut ([`MockConfig::recurrent`]).
 
 use crate::backend::{
     chatml, raw, Backend, BackendInfo, BatchToken, ChatMessage, OnRow, PromptFormat, SeqId, Token,
@@ -130,6 +134,23 @@ impl MockCounters {
     }
 }
 
+/// A fault [`MockConfig::fault`] injects into a decode (test-only behaviour).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MockFault {
+    /// The decode fails with [`EngineError::Decode`], keeping nothing of the batch (as
+    /// llama.cpp does for a batch it rejects).
+    Decode,
+    /// The decode fails with [`EngineError::KvFull`], keeping nothing of the batch (as
+    /// llama.cpp does when it finds no slot in its cache).
+    KvFull,
+    /// The decode panics (a bug in a backend) before keeping anything of the batch.
+    Panic,
+}
+
+/// Decides, from a sequence's context, whether a decode carrying it fails; see
+/// [`MockConfig::fault`].
+pub type FaultHook = Arc<dyn Fn(&[Token]) -> Option<MockFault> + Send + Sync>;
+
 /// Mock backend settings.
 #[derive(Clone)]
 pub struct MockConfig {
@@ -148,6 +169,16 @@ pub struct MockConfig {
     /// the one-hot vector of its token modulo the width, so the mean over a text is a
     /// histogram of its tokens: similar texts have similar mean states.
     pub n_embd: u32,
+    /// Test-only fault injection (default none): before a batch is decoded, the hook is
+    /// called for each of its tokens with that token's sequence context (every token of
+    /// the sequence up to and including it); the first fault it returns is what the
+    /// whole decode does, and nothing of the batch is kept. A hook that should fire once
+    /// keeps its own state.
+    pub fault: Option<FaultHook>,
+    /// Pretend to be a recurrent model (default false): [`BackendInfo::seq_cut`] is
+    /// false, so the engine refuses the backend, as it refuses recurrent and hybrid
+    /// llama.cpp models whose sequences cannot be truncated.
+    pub recurrent: bool,
 }
 
 impl Default for MockConfig {
@@ -159,6 +190,8 @@ impl Default for MockConfig {
             model: Arc::new(HashModel),
             counters: Arc::new(MockCounters::default()),
             n_embd: 0,
+            fault: None,
+            recurrent: false,
         }
     }
 }
@@ -171,6 +204,7 @@ pub struct MockBackend {
     counters: Arc<MockCounters>,
     row: Vec<f32>,
     hidden: Vec<f32>,
+    fault: Option<FaultHook>,
 }
 
 impl MockBackend {
@@ -192,12 +226,14 @@ impl MockBackend {
                 n_ctx_train: cfg.n_ctx,
                 add_bos: false,
                 n_embd: cfg.n_embd,
+                seq_cut: !cfg.recurrent,
             },
             model: cfg.model,
             seqs: vec![Vec::new(); cfg.n_seq_max as usize],
             counters: cfg.counters,
             row: vec![0.0; N_VOCAB],
             hidden: vec![0.0; cfg.n_embd as usize],
+            fault: cfg.fault,
         }
     }
 
@@ -221,6 +257,8 @@ impl Backend for MockBackend {
                 self.info.n_batch
             )));
         }
+        // Check the whole batch before keeping any of it: a failed decode keeps nothing.
+        let mut pending: Vec<(SeqId, Vec<Token>)> = Vec::new();
         for t in batch {
             if !(0..N_VOCAB as Token).contains(&t.token) {
                 return Err(EngineError::decode(format!(
@@ -228,17 +266,54 @@ impl Backend for MockBackend {
                     t.token
                 )));
             }
-        }
-        for (i, t) in batch.iter().enumerate() {
             let s = self.seq(t.seq)?;
-            if t.pos as usize != s.len() {
+            let len = s.len();
+            let new = match pending.iter().position(|(q, _)| *q == t.seq) {
+                Some(i) => &mut pending[i].1,
+                None => {
+                    pending.push((t.seq, Vec::new()));
+                    &mut pending.last_mut().expect("pushed").1
+                }
+            };
+            if t.pos as usize != len + new.len() {
                 return Err(EngineError::decode(format!(
                     "sequence {} position {} but next position is {}",
                     t.seq,
                     t.pos,
-                    s.len()
+                    len + new.len()
                 )));
             }
+            new.push(t.token);
+            if let Some(hook) = &self.fault {
+                let ctx: Vec<Token> = self.seqs[t.seq as usize]
+                    .iter()
+                    .chain(new.iter())
+                    .copied()
+                    .collect();
+                match hook(&ctx) {
+                    None => {}
+                    Some(MockFault::Decode) => {
+                        return Err(EngineError::decode(format!(
+                            "mock fault on sequence {} at position {}",
+                            t.seq, t.pos
+                        )))
+                    }
+                    Some(MockFault::KvFull) => {
+                        return Err(EngineError::KvFull {
+                            needed: batch.len(),
+                            free: 0,
+                            n_ctx: self.info.n_ctx,
+                        })
+                    }
+                    Some(MockFault::Panic) => panic!(
+                        "mock fault: panic on sequence {} at position {}",
+                        t.seq, t.pos
+                    ),
+                }
+            }
+        }
+        for (i, t) in batch.iter().enumerate() {
+            let s = &mut self.seqs[t.seq as usize];
             s.push(t.token);
             if t.logits {
                 let ctx = self.seqs[t.seq as usize].clone();
@@ -282,6 +357,11 @@ impl Backend for MockBackend {
     }
 
     fn truncate_seq(&mut self, seq: SeqId, from: u32) -> Result<()> {
+        if !self.info.seq_cut && from > 0 {
+            return Err(EngineError::kv(format!(
+                "removal of positions {from}.. of sequence {seq}: a recurrent model cannot cut a sequence"
+            )));
+        }
         self.seq(seq)?.truncate(from as usize);
         self.count_live();
         Ok(())

@@ -345,6 +345,41 @@ fn st_bon_stops_all_but_one_sample_tau_tokens_after_they_diverge() {
 }
 
 #[test]
+fn st_bon_never_writes_past_a_sample_that_ended_first() {
+    use ponder_search::StBoN;
+    // Samples of unequal lengths: "So a" ends (EOG) at its 5th token, while the other
+    // still runs to τ past the divergence (c = 4). The ended one gets cap 0 from then on
+    // and must stay ended: no token after its end of generation.
+    let engine = Engine::mock(MockConfig {
+        model: Arc::new(ChoiceModel::new(&[
+            ("So a", 1.0),
+            ("So bbbbbbbbbbbbbbbbbbbb", 1.0),
+        ])),
+        n_embd: 8,
+        ..Default::default()
+    })
+    .unwrap();
+    let cx = Cx::new(engine);
+    let st = StBoN {
+        n: 2,
+        chunk: 2,
+        sampling: t1(),
+        max_tokens: 64,
+        final_layer: true,
+        ..StBoN::default()
+    };
+    let mut short = 0;
+    for id in 0..8 {
+        let sol = st.solve(&cx, &Problem::new(id, "q")).unwrap();
+        let c = &sol.candidates[0];
+        // Its text and exactly one end token.
+        assert_eq!(c.tokens, c.text.len() + 1, "problem {id}: {c:?}");
+        short += (c.text == "So a") as usize;
+    }
+    assert!(short > 0, "some winner is the short sample");
+}
+
+#[test]
 fn st_bon_needs_hidden_states_and_a_positive_tau() {
     use ponder_search::StBoN;
     let cx = ab(0.5);

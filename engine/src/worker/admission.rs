@@ -23,7 +23,11 @@ impl Worker {
     }
 
     fn fits(&self, need: usize) -> bool {
-        self.cells.used + self.cells.reserved + need <= self.n_ctx
+        self.cells
+            .used
+            .saturating_add(self.cells.reserved)
+            .saturating_add(need)
+            <= self.n_ctx
     }
 
     /// Start the work if it fits now; give it back otherwise.
@@ -51,6 +55,7 @@ impl Worker {
                     hidden: None,
                     busy: false,
                     release_when_idle: false,
+                    broken: None,
                 });
                 let s = self.seqs[id as usize].as_mut().expect("created");
                 s.busy = true;
@@ -65,6 +70,7 @@ impl Worker {
                     reserve: s.tokens.len(),
                     claimed: true,
                     done: None,
+                    base: 0,
                 };
                 self.cells.reserved += job.reserve;
                 self.jobs.push(job);
@@ -98,10 +104,10 @@ impl Worker {
                         .sess
                         .clone();
                     let held = self.held_cells(&sess);
-                    if held + job.reserve > self.n_ctx {
+                    if held.saturating_add(job.reserve) > self.n_ctx {
                         job.done = Some(Err(EngineError::KvCapacity {
                             needed: job.reserve,
-                            available: self.n_ctx - held,
+                            available: self.n_ctx.saturating_sub(held),
                             n_ctx: self.n_ctx as u32,
                         }));
                         job.reserve = 0;
@@ -173,6 +179,7 @@ impl Worker {
                 hidden: hidden.clone(),
                 busy: false,
                 release_when_idle: false,
+                broken: None,
             });
             out.push(id);
         }
@@ -196,7 +203,9 @@ impl Worker {
             }
             let max = self.seqs.len();
             let avail_ids = self.free_ids.len();
-            let free_cells = self.n_ctx - self.cells.used - self.cells.reserved;
+            let free_cells = self
+                .n_ctx
+                .saturating_sub(self.cells.used.saturating_add(self.cells.reserved));
             match w {
                 Waiting::Prefill { tokens, reply, .. } => {
                     let e = if avail_ids == 0 {

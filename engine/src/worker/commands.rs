@@ -81,6 +81,7 @@ impl Worker {
                         reserve: 0,
                         claimed: false,
                         done: None,
+                        base: 0, // set when the job claims its sequence
                     };
                     self.enqueue(&sess, job);
                 }
@@ -119,6 +120,7 @@ impl Worker {
                     reserved: self.cells.reserved,
                     n_seq_max: self.seqs.len(),
                     free_seqs: self.free_ids.len(),
+                    waiting: self.waiting.len(),
                 });
             }
         }
@@ -166,6 +168,7 @@ impl Worker {
             reply,
             reserve: 0,
             claimed: false,
+            base: *from.as_ref().unwrap_or(&0),
             done: from.err().map(Err),
         };
         if job.done.is_some() {
@@ -175,11 +178,17 @@ impl Worker {
         }
     }
 
+    /// A sequence commands may use: it exists and is not broken.
     fn seq_mut(&mut self, id: SeqId) -> Result<&mut Seq> {
-        self.seqs
+        let s = self
+            .seqs
             .get_mut(id as usize)
             .and_then(|s| s.as_mut())
-            .ok_or(EngineError::UnknownSequence(id))
+            .ok_or(EngineError::UnknownSequence(id))?;
+        match &s.broken {
+            Some(e) => Err(e.clone()),
+            None => Ok(s),
+        }
     }
 
     fn check_fork(&mut self, sess: &Sess, src: SeqId, count: usize, len: usize) -> Result<()> {
@@ -200,10 +209,10 @@ impl Worker {
             .flatten()
             .filter(|q| Arc::ptr_eq(&q.sess, sess))
             .count();
-        if held + count > max {
+        if held.saturating_add(count) > max {
             return Err(EngineError::TooManySequences {
                 wanted: count,
-                available: max - held,
+                available: max.saturating_sub(held),
                 max,
             });
         }
@@ -218,11 +227,15 @@ impl Worker {
             Ok(s) => {
                 s.busy = true;
                 job.claimed = true;
+                if let Kind::Gen { .. } = job.kind {
+                    job.base = s.tokens.len();
+                }
                 let pending = s.tokens.len() - s.kv;
                 let need = match &job.kind {
                     Kind::Feed { .. } => pending,
+                    // Saturating: a cap of usize::MAX must read as "never fits", not wrap.
                     Kind::Gen { max_tokens, .. } => {
-                        pending + (*max_tokens).min(sess.remaining_tokens())
+                        pending.saturating_add((*max_tokens).min(sess.remaining_tokens()))
                     }
                 };
                 Ok(need)
@@ -252,20 +265,42 @@ impl Worker {
         if len == 0 || len > s.tokens.len() {
             return Err(crate::error::invalid("truncate length", format!("{len}")));
         }
-        if len == s.tokens.len() {
+        self.cut(seq, len)
+    }
+
+    /// Cut a sequence back to its first `len` (≥ 1) tokens, KV cache included; the last
+    /// kept token is left unfed, so its logits are recomputed when next needed. The
+    /// fallible part (the backend's removal) comes first: on error nothing has changed.
+    pub(super) fn cut(&mut self, seq: SeqId, len: usize) -> Result<()> {
+        let s = self.seqs[seq as usize].as_mut().expect("a live sequence");
+        if len >= s.tokens.len() {
             return Ok(());
+        }
+        let keep = s.kv.min(len.saturating_sub(1));
+        if keep < s.kv {
+            self.backend.truncate_seq(seq, keep as u32)?;
+            let dropped: Vec<u32> = s.cells.split_off(keep);
+            s.kv = keep;
+            self.cells.drop_all(&dropped);
         }
         s.tokens.truncate(len);
         s.logits = None;
-        // Keep the last token unfed so its logits are recomputed on the next call.
-        let keep = s.kv.min(len - 1);
-        if keep < s.kv {
-            let dropped: Vec<u32> = s.cells.split_off(keep);
-            s.kv = keep;
-            self.backend.truncate_seq(seq, keep as u32)?;
-            self.cells.drop_all(&dropped);
-        }
         Ok(())
+    }
+
+    /// Undo a failed job: cut its sequence back to the `len` tokens its branch knows. If
+    /// the cache cannot be cut, the sequence is marked broken (its branch and the cache
+    /// no longer agree) and every later command on it says so.
+    pub(super) fn undo(&mut self, seq: SeqId, len: usize, cause: &EngineError) {
+        if let Err(e) = self.cut(seq, len) {
+            tracing::error!("sequence {seq}: undoing a failed call ({cause}) failed: {e}");
+            if let Some(Some(s)) = self.seqs.get_mut(seq as usize) {
+                s.broken = Some(EngineError::kv(format!(
+                    "sequence {seq} is unusable: a failed call ({cause}) could not be undone \
+                     in the KV cache ({e})"
+                )));
+            }
+        }
     }
 
     pub(super) fn release(&mut self, seq: SeqId) {
@@ -277,11 +312,17 @@ impl Worker {
             s.release_when_idle = true;
             return;
         }
+        // The backend first: a sequence it could not empty keeps its id and its cells
+        // (still held in the cache), so neither is handed out again.
+        if let Err(e) = self.backend.truncate_seq(seq, 0) {
+            tracing::error!("release of sequence {seq} failed, its id is retired: {e}");
+            s.broken = Some(EngineError::kv(format!(
+                "sequence {seq} is retired: it could not be emptied ({e})"
+            )));
+            return;
+        }
         let s = slot.take().expect("checked");
         self.cells.drop_all(&s.cells);
-        if let Err(e) = self.backend.truncate_seq(seq, 0) {
-            tracing::warn!("release of sequence {seq} failed: {e}");
-        }
         self.free_ids.push(seq);
     }
 }

@@ -10,11 +10,14 @@ mod batch;
 mod cells;
 mod commands;
 pub(crate) mod protocol;
+mod recover;
 mod step;
+
+pub(crate) use recover::{panic_message, PanicSlot};
 
 use crate::backend::{Backend, BatchToken, SeqId, Token};
 use crate::capacity::WorkerOptions;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::generation::GenSpec;
 use crate::sampling::Scratch;
 use crate::stats::Counters;
@@ -39,6 +42,10 @@ struct Seq {
     hidden: Option<Vec<f32>>,
     busy: bool,
     release_when_idle: bool,
+    /// Why the sequence can no longer be used, if it cannot: a failed call could not be
+    /// undone in the KV cache, so its branch and the cache no longer agree. Every later
+    /// command on it gets this error; releasing it retires its id.
+    broken: Option<EngineError>,
 }
 
 enum Reply {
@@ -71,6 +78,10 @@ struct Job {
     claimed: bool,
     /// The job's outcome once it has finished (None while it runs).
     done: Option<Result<()>>,
+    /// Tokens of the sequence its branch knows without this job's: a job that fails is
+    /// undone back to them, so the branch (which drops a failed call's tokens) and the
+    /// sequence agree.
+    base: usize,
 }
 
 struct Group {
@@ -110,10 +121,18 @@ pub(crate) struct Worker {
     batch: Vec<BatchToken>,
     opts: WorkerOptions,
     totals: Arc<Counters>,
+    /// Where the message of a panic the worker caught is kept for the handles (a call
+    /// whose reply was lost to the panic reports it instead of a bare `Stopped`).
+    panicked: PanicSlot,
 }
 
 impl Worker {
-    pub fn new(backend: Box<dyn Backend>, opts: WorkerOptions, totals: Arc<Counters>) -> Self {
+    pub fn new(
+        backend: Box<dyn Backend>,
+        opts: WorkerOptions,
+        totals: Arc<Counters>,
+        panicked: PanicSlot,
+    ) -> Self {
         let info = backend.info().clone();
         let n = info.n_seq_max as usize;
         Self {
@@ -131,16 +150,46 @@ impl Worker {
             batch: Vec::new(),
             opts,
             totals,
+            panicked,
         }
     }
 
+    /// Serve commands until every handle is gone. A panic in a step is caught: the work
+    /// in flight fails with its message and the worker serves on (see
+    /// [`Worker::recover`]); only a panic while recovering stops it.
     pub fn run(mut self, rx: Receiver<Cmd>) {
         loop {
+            // The worker's state is repaired by `recover` before it is used again, so
+            // unwinding out of a step cannot leave anything half-updated in use.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(&rx))) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(payload) => {
+                    let msg = panic_message(payload.as_ref());
+                    let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.recover(&msg)
+                    }));
+                    if recovered.is_err() {
+                        tracing::error!(
+                            "engine worker stopped: it panicked recovering from: {msg}"
+                        );
+                        *self.panicked.lock() =
+                            Some(format!("{msg} (and again while recovering: stopped)"));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One turn of the loop; false when the worker should stop.
+    fn step(&mut self, rx: &Receiver<Cmd>) -> bool {
+        {
             // 1. Commands: block only when there is nothing to do.
             if self.jobs.is_empty() && self.waiting.is_empty() {
                 match rx.recv() {
                     Ok(c) => self.command(c),
-                    Err(_) => return,
+                    Err(_) => return false,
                 }
             }
             loop {
@@ -149,7 +198,7 @@ impl Worker {
                     Err(crossbeam_channel::TryRecvError::Empty) => break,
                     Err(crossbeam_channel::TryRecvError::Disconnected) => {
                         if self.jobs.is_empty() && self.waiting.is_empty() {
-                            return;
+                            return false;
                         }
                         break;
                     }
@@ -171,5 +220,6 @@ impl Worker {
                 }
             }
         }
+        true
     }
 }

@@ -68,7 +68,8 @@ impl SessionShared {
     }
     pub(super) fn remaining_tokens(&self) -> usize {
         match self.budget.max_new_tokens {
-            Some(m) => m.saturating_sub(self.counters.generated.load(Relaxed)) as usize,
+            Some(m) => usize::try_from(m.saturating_sub(self.counters.generated.load(Relaxed)))
+                .unwrap_or(usize::MAX),
             None => usize::MAX,
         }
     }

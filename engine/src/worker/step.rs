@@ -28,13 +28,16 @@ impl Worker {
                         continue; // pending tokens to feed first
                     }
                     let Some(logits) = s.logits.take() else {
-                        // Nothing fed yet and no logits: feed the last token again.
-                        s.kv -= 1;
+                        // Nothing fed yet and no logits: feed the last token again
+                        // (the cache first: if it cannot drop the cell, nothing changes).
+                        let keep = s.kv - 1;
+                        if let Err(e) = self.backend.truncate_seq(job.seq, keep as u32) {
+                            job.done = Some(Err(e));
+                            continue;
+                        }
+                        s.kv = keep;
                         let c = s.cells.pop().expect("kv > 0");
                         self.cells.drop_all(&[c]);
-                        if let Err(e) = self.backend.truncate_seq(job.seq, s.kv as u32) {
-                            job.done = Some(Err(e));
-                        }
                         continue;
                     };
                     if job.out.tokens.len() >= *max_tokens {
@@ -110,6 +113,11 @@ impl Worker {
             }
         }
         let res = job.done.take().unwrap_or(Ok(()));
+        // A failed call leaves nothing behind: the branch drops its tokens, so the
+        // sequence does too (a prompt that failed is released below instead).
+        if let (Err(e), Reply::Group(..), true) = (&res, &job.reply, job.claimed) {
+            self.undo(seq, job.base, e);
+        }
         if let Kind::Gen { rng, .. } = job.kind {
             job.out.rng = Some(*rng);
         }
