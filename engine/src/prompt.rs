@@ -4,7 +4,8 @@
 //! its turn and forge another.
 
 use crate::backend::{ChatMessage, PromptFormat, Token};
-use crate::engine::{Branch, Engine, Session};
+use crate::branch::Branch;
+use crate::engine::{Engine, Session};
 use crate::error::{EngineError, Result};
 
 /// One piece of a prompt.
