@@ -79,7 +79,7 @@ impl Worker {
         if spans.is_empty() {
             return;
         }
-        let err = match self.decode_entries(owners, &spans) {
+        let err = match self.decode_entries(owners, spans) {
             Ok(()) => {
                 self.account(owners, spans);
                 return;

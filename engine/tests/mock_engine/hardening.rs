@@ -6,12 +6,12 @@ use super::{engine_with, spec, PROMPT};
 use ponder_engine::mock::{ChoiceModel, FaultHook, MockBackend, MockConfig, MockFault};
 use ponder_engine::{
     Backend, BackendInfo, BatchToken, Budget, ChatMessage, Engine, EngineError, Finish, GenSpec,
-    OnRow, PromptFormat, Token, WorkerOptions,
+    OnRow, PromptFormat, Token,
 };
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A token no mock model ever samples (they keep to printable text): a marker for the
 /// sequences a fault hook picks.
@@ -69,45 +69,6 @@ fn solve_all(engine: &Engine, problems: u64, poison: Option<u64>) -> Vec<Result<
 }
 
 type Result<T> = std::result::Result<T, EngineError>;
-
-/// Wait until `f` holds (true) or 10 s pass (false).
-fn eventually(f: impl Fn() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(10) {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    false
-}
-
-/// An engine over the mock with `n_ctx` cells and the given overtaking wait.
-fn small_engine(n_ctx: u32, capacity_wait: Duration) -> Engine {
-    let cfg = MockConfig {
-        n_ctx,
-        n_seq_max: 8,
-        ..Default::default()
-    };
-    Engine::spawn(
-        move || Ok(Box::new(MockBackend::new(cfg)) as Box<dyn Backend>),
-        WorkerOptions { capacity_wait },
-    )
-    .unwrap()
-}
-
-/// Prefill `n` tokens in a new session of `engine` on another thread; the prompt length
-/// (or the error) arrives on the channel.
-fn prefill_in_thread(engine: &Engine, problem: u64, n: usize) -> mpsc::Receiver<Result<usize>> {
-    let engine = engine.clone();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let s = engine.session(0, problem, Budget::unlimited());
-        let r = s.prefill_tokens(vec![66; n]).map(|b| b.prompt_len());
-        let _ = tx.send(r);
-    });
-    rx
-}
 
 #[test]
 fn bad_token_ids_are_refused_at_the_edge() {
@@ -349,9 +310,9 @@ fn overflowing_sizes_are_errors_not_panics_or_hangs() {
     std::thread::spawn(move || {
         let s = engine.session(0, 0, Budget::unlimited());
         let mut b = s.prefill(PROMPT).unwrap();
-        let fresh = b.extend(&no_eog(usize::MAX)).map(|f| f.clone());
+        let fresh = b.extend(&no_eog(usize::MAX)).cloned();
         b.extend(&spec(0.8, 3)).unwrap(); // now a sampled token is pending
-        let pending = b.extend(&no_eog(usize::MAX)).map(|f| f.clone());
+        let pending = b.extend(&no_eog(usize::MAX)).cloned();
         let fork = b.fork(usize::MAX).map(|v| v.len());
         let _ = tx.send((fresh, pending, fork, b.tokens().len()));
     });
