@@ -340,7 +340,13 @@ impl Strategy for StBoN {
         let mut target = usize::MAX;
         loop {
             let live = bs.iter().filter(|b| ended(b).is_none()).count();
-            let at = bs.iter().map(|b| b.tokens().len()).min().unwrap_or(0);
+            // How far the samples still running have got (one that ended grows no more).
+            let at = bs
+                .iter()
+                .filter(|b| ended(b).is_none())
+                .map(|b| b.tokens().len())
+                .min()
+                .unwrap_or(0);
             if live == 0 || (c.is_some() && at >= target) {
                 break;
             }
