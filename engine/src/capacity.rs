@@ -30,14 +30,23 @@ impl Capacity {
 /// Options of the worker's scheduler.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
-    /// How long work that does not fit may wait while nothing else runs before it fails.
+    /// How long work that does not fit may wait while the engine is stalled (nothing
+    /// runs, is admitted or is released) before it fails with a capacity error: so long
+    /// a stall means only a caller freeing branches could make room. The clock starts
+    /// when the engine stalls, not when the work arrived. Default 5 s.
     pub capacity_wait: Duration,
+    /// How long waiting work may be overtaken by new problems that fit before it: after
+    /// that, prompts of problems that hold no sequence yet queue behind it (first come,
+    /// first served), so a large request is not starved by a stream of small ones.
+    /// Work of running problems may always overtake. Default 1 s.
+    pub overtake_for: Duration,
 }
 
 impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
             capacity_wait: Duration::from_secs(5),
+            overtake_for: Duration::from_secs(1),
         }
     }
 }

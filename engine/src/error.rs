@@ -162,6 +162,15 @@ pub enum EngineError {
     /// The engine's worker thread has stopped.
     #[error("engine worker stopped")]
     Stopped,
+    /// The problem was cancelled (its [`crate::Budget::cancel`] flag was set) before the
+    /// call finished: a prompt or appended text still being read, or work still waiting
+    /// for capacity. Nothing of the call is kept.
+    #[error("the problem was cancelled before the call finished")]
+    Cancelled,
+    /// The problem's deadline ([`crate::Budget::deadline`]) passed before the call
+    /// finished (as for [`EngineError::Cancelled`]).
+    #[error("the problem's deadline passed before the call finished")]
+    DeadlinePassed,
 }
 
 impl EngineError {

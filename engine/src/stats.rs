@@ -38,6 +38,16 @@ impl Budget {
         self.cancel = Some(flag);
         self
     }
+    /// Only this budget's stops (its deadline and cancel flag), no token cap: what work
+    /// done on a problem's behalf elsewhere (a scorer model reading its candidates)
+    /// obeys, without spending the problem's generation budget.
+    pub fn stops(&self) -> Self {
+        Self {
+            max_new_tokens: None,
+            deadline: self.deadline,
+            cancel: self.cancel.clone(),
+        }
+    }
 }
 
 /// A snapshot of what some work cost.

@@ -1,7 +1,7 @@
 //! A weighted sum of scorers is a scorer.
 
 use crate::{Sample, ScoreError, Scorer, StepItem, Track, TrackState};
-use ponder_engine::Stats;
+use ponder_engine::{Budget, Stats};
 use std::sync::Arc;
 
 /// `Σ wᵢ · scoreᵢ`: e.g. a PRM blended with the arithmetic verifier, or a verifier with a
@@ -71,14 +71,14 @@ impl Scorer for Weighted {
         }
         Ok(total)
     }
-    fn track(&self, question: &str) -> Result<Track, ScoreError> {
+    fn track(&self, question: &str, budget: &Budget) -> Result<Track, ScoreError> {
         if self.parts.is_empty() {
             return Err(self.no_parts());
         }
         let tracks = self
             .parts
             .iter()
-            .map(|(_, s)| s.track(question))
+            .map(|(_, s)| s.track(question, budget))
             .collect::<Result<_, _>>()?;
         Ok(Track::with_state(Box::new(Parts(tracks))))
     }
@@ -130,7 +130,7 @@ mod tests {
         let w = Weighted::new()
             .with(1.0, ArithmeticVerifier::default())
             .with(0.1, |s: &Sample<'_>| s.text.len() as f64);
-        let mut root = w.track("q").unwrap();
+        let mut root = w.track("q", &Budget::unlimited()).unwrap();
         let mut a = root.fork().unwrap();
         let v = w
             .score_steps(&mut [StepItem {

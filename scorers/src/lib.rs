@@ -36,7 +36,7 @@ pub use prm::{Prm, PrmPreset, PRM_PRESETS};
 pub use track::{StepItem, Track, TrackState};
 pub use verifier::{ArithmeticVerifier, Check};
 
-use ponder_engine::EngineError;
+use ponder_engine::{Budget, EngineError};
 
 /// The steps of a solution: text split on `delimiter`, blank pieces dropped.
 pub fn split_steps<'a>(text: &'a str, delimiter: &str) -> Vec<&'a str> {
@@ -101,6 +101,9 @@ pub struct Sample<'a> {
     pub logprobs: &'a [f32],
     /// Per-token self-certainty of the policy model (KL from uniform; NaN: unknown).
     pub certainty: &'a [f32],
+    /// The problem's budget, when known: a model-backed scorer stops at its deadline or
+    /// cancel flag (its token cap is the policy's, not the scorer's).
+    pub budget: Option<&'a Budget>,
 }
 
 impl<'a> Sample<'a> {
@@ -111,7 +114,13 @@ impl<'a> Sample<'a> {
             text,
             logprobs: &[],
             certainty: &[],
+            budget: None,
         }
+    }
+    /// The same sample, scored on behalf of a problem with this budget.
+    pub fn with_budget(mut self, budget: &'a Budget) -> Self {
+        self.budget = Some(budget);
+        self
     }
     /// The same sample with the policy's per-token log-probabilities.
     pub fn with_logprobs(mut self, logprobs: &'a [f32]) -> Self {
@@ -188,8 +197,9 @@ pub trait Scorer: Send + Sync {
             .collect()
     }
     /// Start scoring one problem step by step: the root of its search tree's tracks.
-    /// The default keeps no state.
-    fn track(&self, _question: &str) -> Result<Track, ScoreError> {
+    /// A model-backed scorer's work on the track obeys `budget`'s deadline and cancel
+    /// flag. The default keeps no state.
+    fn track(&self, _question: &str, _budget: &Budget) -> Result<Track, ScoreError> {
         Ok(Track::stateless())
     }
     /// Score each item's newest step (already part of `item.sample.text`), recording it
@@ -227,8 +237,8 @@ impl<S: Scorer + ?Sized> Scorer for std::sync::Arc<S> {
     fn score_batch(&self, s: &[Sample<'_>]) -> Result<Vec<f64>, ScoreError> {
         (**self).score_batch(s)
     }
-    fn track(&self, q: &str) -> Result<Track, ScoreError> {
-        (**self).track(q)
+    fn track(&self, q: &str, budget: &Budget) -> Result<Track, ScoreError> {
+        (**self).track(q, budget)
     }
     fn score_steps(&self, items: &mut [StepItem<'_>]) -> Result<Vec<f64>, ScoreError> {
         (**self).score_steps(items)
@@ -279,7 +289,7 @@ mod tests {
     fn stateless_step_scoring_rescores_the_text_so_far() {
         // The default score_steps scores the whole text and records it on the track.
         let by_len = |s: &Sample<'_>| s.text.len() as f64;
-        let mut root = by_len.track("q").unwrap();
+        let mut root = by_len.track("q", &Budget::unlimited()).unwrap();
         let mut child = root.fork().unwrap();
         let v = by_len
             .score_steps(&mut [StepItem {

@@ -247,7 +247,7 @@ impl Scorer for Prm {
             .collect();
         let mut tracks = samples
             .iter()
-            .map(|s| self.track(s.question))
+            .map(|s| self.track(s.question, s.budget.unwrap_or(&Budget::unlimited())))
             .collect::<Result<Vec<_>, _>>()?;
         let rounds = steps.iter().map(Vec::len).max().unwrap_or(0);
         for k in 0..rounds {
@@ -269,8 +269,9 @@ impl Scorer for Prm {
             .map(|t| self.aggregate.apply(t.steps()).unwrap_or(0.0))
             .collect())
     }
-    fn track(&self, question: &str) -> Result<Track, ScoreError> {
-        let session = self.engine.session(0, 0, Budget::unlimited());
+    fn track(&self, question: &str, budget: &Budget) -> Result<Track, ScoreError> {
+        // The problem's deadline and cancel flag hold here too; its token cap does not.
+        let session = self.engine.session(0, 0, budget.stops());
         // The question is the user's words: literal text, never control tokens.
         let prefix = Prompt::fill(&self.preset.prefix, &[("question", question)]);
         let branch = session
@@ -391,7 +392,7 @@ mod tests {
     fn incremental_tracks_fork_and_release() {
         let engine = prm_engine();
         let prm = Prm::new(engine.clone(), preset()).unwrap();
-        let mut root = prm.track("q").unwrap();
+        let mut root = prm.track("q", &Budget::unlimited()).unwrap();
         let mut kids: Vec<Track> = (0..3).map(|_| root.fork().unwrap()).collect();
         let steps = ["1+3=4", "1+3=5", "x"];
         let texts: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
@@ -428,7 +429,7 @@ mod tests {
         drop(g);
         drop(root);
         // Every PRM sequence is released with its track: all 64 can be taken again.
-        root = prm.track("q").unwrap();
+        root = prm.track("q", &Budget::unlimited()).unwrap();
         let many: Vec<Track> = (0..63).map(|_| root.fork().unwrap()).collect();
         assert_eq!(many.len(), 63, "all 64 sequences are free again");
     }
@@ -451,10 +452,55 @@ mod tests {
     }
 
     #[test]
+    fn a_cancel_set_during_scoring_stops_it_within_a_step() {
+        use ponder_engine::mock::MockCounters;
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        let counters = Arc::new(MockCounters::default());
+        // 8 tokens a decode: reading 300 steps of 40 characters takes ~1,600 decodes.
+        let engine = Engine::mock(MockConfig {
+            n_batch: 8,
+            counters: counters.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        let prm = Prm::new(engine.clone(), preset()).unwrap();
+        let text = vec!["1+3=4 and then some more words here."; 300].join("\n\n");
+        let flag = Arc::new(AtomicBool::new(false));
+        let budget = Budget::unlimited().with_cancel(flag.clone());
+        let setter = {
+            let (counters, flag) = (counters.clone(), flag.clone());
+            std::thread::spawn(move || {
+                while counters.decode_calls.load(Relaxed) < 50 {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                flag.store(true, Relaxed);
+                counters.decode_calls.load(Relaxed)
+            })
+        };
+        let err = prm
+            .score(&Sample::new("q", &text).with_budget(&budget))
+            .unwrap_err();
+        let at = setter.join().unwrap();
+        let after = counters.decode_calls.load(Relaxed);
+        assert!(
+            matches!(err.engine_error(), Some(EngineError::Cancelled)),
+            "{err:?}"
+        );
+        assert!(
+            after <= at + 2,
+            "{} decode calls after the cancel",
+            after - at
+        );
+        assert_eq!(engine.capacity().unwrap().used, 0, "tracks released");
+    }
+
+    #[test]
     fn engine_errors_stay_typed_behind_the_scorer() {
         let prm = Prm::new(prm_engine(), preset()).unwrap();
         // The mock holds 8192 cells: a longer question cannot be prefilled.
-        let err = prm.track(&"x".repeat(9000)).unwrap_err();
+        let err = prm
+            .track(&"x".repeat(9000), &Budget::unlimited())
+            .unwrap_err();
         assert!(
             matches!(
                 err.engine_error(),

@@ -239,6 +239,7 @@ impl Cx {
                 Sample::new(&p.question, t)
                     .with_logprobs(b.logprobs())
                     .with_certainty(b.certainty())
+                    .with_budget(&self.budget)
             })
             .collect();
         let scores = self.scorer.score_batch(&samples)?;

@@ -1,5 +1,7 @@
-//! Admission: start waiting work once its sequences and KV cells fit, fail work that
-//! can never fit, and expire work that waited too long.
+//! Admission: start waiting work once its sequences and KV cells fit, first come first
+//! served for new problems once a request has waited `overtake_for`; answer work whose
+//! problem was cancelled or ran past its deadline; fail work that cannot fit (the engine
+//! stalled for `capacity_wait` with it still waiting).
 
 use super::protocol::{Chunk, Sess};
 use super::{Job, Kind, Reply, Seq, Waiting, Worker};
@@ -8,18 +10,87 @@ use crate::error::{EngineError, Result};
 use crate::sampling;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Instant;
 
 impl Worker {
+    /// Start what fits, in order of arrival. Work of problems already running (forks,
+    /// appends, generation on their branches) may always start when it fits: it is how
+    /// they finish and free their cells. A new problem may overtake waiting work that
+    /// does not fit only until that work has waited `overtake_for`; after that it queues
+    /// behind it, so running problems drain and the large request gets its room.
     pub(super) fn admit(&mut self) {
+        let now = Instant::now();
         let mut still = VecDeque::new();
+        let mut closed = false;
         while let Some((t, w)) = self.waiting.pop_front() {
+            let Some(w) = self.answer_if_stopped(w) else {
+                continue;
+            };
+            if closed && self.is_new_problem(&w) {
+                still.push_back((t, w));
+                continue;
+            }
             match self.try_admit(w) {
-                None => {}
-                Some(w) => still.push_back((t, w)),
+                None => self.stalled_since = None,
+                Some(w) => {
+                    closed |= now.duration_since(t) >= self.opts.overtake_for;
+                    still.push_back((t, w));
+                }
             }
         }
         self.waiting = still;
+    }
+
+    /// A prompt of a problem that holds no sequence yet.
+    fn is_new_problem(&self, w: &Waiting) -> bool {
+        match w {
+            Waiting::Prefill { sess, .. } => !self
+                .seqs
+                .iter()
+                .flatten()
+                .any(|s| Arc::ptr_eq(&s.sess, sess)),
+            Waiting::Fork { .. } | Waiting::Job(_) => false,
+        }
+    }
+
+    /// Answer waiting work whose problem was cancelled or passed its deadline: generation
+    /// ends with that finish (as it would have once running), anything else fails with
+    /// it. Work still to do is given back.
+    fn answer_if_stopped(&mut self, w: Waiting) -> Option<Waiting> {
+        let sess = match &w {
+            Waiting::Prefill { sess, .. } | Waiting::Fork { sess, .. } => sess,
+            Waiting::Job(job) => {
+                &self.seqs[job.seq as usize]
+                    .as_ref()
+                    .expect("validated")
+                    .sess
+            }
+        }
+        .clone();
+        let Some(err) = sess.stopped() else {
+            return Some(w);
+        };
+        match w {
+            Waiting::Prefill { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Waiting::Fork { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Waiting::Job(mut job) => {
+                job.done = Some(match job.kind {
+                    Kind::Gen { .. } => {
+                        job.out.finish = sess.limit();
+                        Ok(())
+                    }
+                    Kind::Feed { .. } => Err(err),
+                });
+                job.reserve = 0; // never admitted: nothing reserved
+                self.reply(*job);
+            }
+        }
+        None
     }
 
     fn fits(&self, need: usize) -> bool {
@@ -188,24 +259,42 @@ impl Worker {
         Ok(out)
     }
 
-    /// Fail work that has waited too long while nothing else ran (it can never fit).
+    /// Whether the work could start now, were it first in line.
+    fn can_start(&self, w: &Waiting) -> bool {
+        match w {
+            Waiting::Prefill { tokens, .. } => !self.free_ids.is_empty() && self.fits(tokens.len()),
+            Waiting::Fork { count, .. } => self.free_ids.len() >= *count,
+            Waiting::Job(job) => self.fits(job.reserve),
+        }
+    }
+
+    /// Fail the waiting work that cannot start once the engine has stalled (nothing ran,
+    /// was admitted or released) for `capacity_wait`: only a caller freeing branches
+    /// could make room, and none did. The clock starts when the engine stalls, not when
+    /// the work arrived, so work that waited behind long-running problems is not failed
+    /// the moment they end.
     pub(super) fn expire_waiting(&mut self) {
-        if !self.jobs.is_empty() {
+        if !self.jobs.is_empty() || self.waiting.is_empty() {
+            self.stalled_since = None;
             return;
         }
         let now = Instant::now();
-        let wait = self.opts.capacity_wait;
+        let since = *self.stalled_since.get_or_insert(now);
+        if now.duration_since(since) < self.opts.capacity_wait {
+            return;
+        }
+        self.stalled_since = None;
+        let max = self.seqs.len();
+        let avail_ids = self.free_ids.len();
+        let free_cells = self
+            .n_ctx
+            .saturating_sub(self.cells.used.saturating_add(self.cells.reserved));
         let mut keep = VecDeque::new();
         while let Some((t, w)) = self.waiting.pop_front() {
-            if now.duration_since(t) < wait {
-                keep.push_back((t, w));
+            if self.can_start(&w) {
+                keep.push_back((t, w)); // held back only by work queued before it
                 continue;
             }
-            let max = self.seqs.len();
-            let avail_ids = self.free_ids.len();
-            let free_cells = self
-                .n_ctx
-                .saturating_sub(self.cells.used.saturating_add(self.cells.reserved));
             match w {
                 Waiting::Prefill { tokens, reply, .. } => {
                     let e = if avail_ids == 0 {

@@ -324,5 +324,6 @@ impl Worker {
         let s = slot.take().expect("checked");
         self.cells.drop_all(&s.cells);
         self.free_ids.push(seq);
+        self.stalled_since = None; // room was made: waiting work gets a new wait
     }
 }

@@ -120,6 +120,8 @@ pub(crate) struct Worker {
     scratch: Scratch,
     batch: Vec<BatchToken>,
     opts: WorkerOptions,
+    /// Since when nothing has run, been admitted or been released while work waited.
+    stalled_since: Option<Instant>,
     totals: Arc<Counters>,
     /// Where the message of a panic the worker caught is kept for the handles (a call
     /// whose reply was lost to the panic reports it instead of a bare `Stopped`).
@@ -149,6 +151,7 @@ impl Worker {
             scratch: Scratch::default(),
             batch: Vec::new(),
             opts,
+            stalled_since: None,
             totals,
             panicked,
         }
@@ -210,7 +213,9 @@ impl Worker {
             self.advance();
             self.finish_jobs();
             // 4-5. One batch, one decode.
-            if !self.decode_batch() {
+            if self.decode_batch() {
+                self.stalled_since = None;
+            } else {
                 self.expire_waiting();
                 if self.jobs.is_empty() && !self.waiting.is_empty() {
                     // Nothing runs: wait for a release, briefly.

@@ -4,7 +4,7 @@
 
 use crate::backend::{Backend, SeqId, Token};
 use crate::capacity::Capacity;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::generation::{Finish, GenSpec};
 use crate::stats::{Budget, Counters};
 use crossbeam_channel::Sender;
@@ -48,16 +48,22 @@ pub(crate) struct SessionShared {
 }
 
 impl SessionShared {
-    pub(super) fn limit(&self) -> Option<Finish> {
-        if let Some(c) = &self.budget.cancel {
-            if c.load(Relaxed) {
-                return Some(Finish::Cancelled);
-            }
+    /// The stop (cancel or deadline) that ends any call of the problem, if one has come.
+    pub(super) fn stopped(&self) -> Option<EngineError> {
+        if self.budget.cancel.as_ref().is_some_and(|c| c.load(Relaxed)) {
+            return Some(EngineError::Cancelled);
         }
-        if let Some(d) = self.budget.deadline {
-            if Instant::now() >= d {
-                return Some(Finish::Deadline);
-            }
+        if self.budget.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(EngineError::DeadlinePassed);
+        }
+        None
+    }
+    /// The limit that ends the problem's generation, if one has come.
+    pub(super) fn limit(&self) -> Option<Finish> {
+        match self.stopped() {
+            Some(EngineError::Cancelled) => return Some(Finish::Cancelled),
+            Some(_) => return Some(Finish::Deadline),
+            None => {}
         }
         if let Some(m) = self.budget.max_new_tokens {
             if self.counters.generated.load(Relaxed) >= m {

@@ -17,6 +17,10 @@ impl Worker {
                 Kind::Feed { .. } => {
                     if s.kv == s.tokens.len() {
                         job.done = Some(Ok(()));
+                    } else if let Some(e) = s.sess.stopped() {
+                        // A cancelled or late problem stops reading between two decodes;
+                        // the failed call is undone like any other.
+                        job.done = Some(Err(e));
                     }
                 }
                 Kind::Gen {

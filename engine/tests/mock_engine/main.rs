@@ -2,6 +2,7 @@
 //! stop conditions, capacity errors, budgets, and no leaked sequences; [`hardening`]:
 //! bad input, faults and panics, fair admission.
 
+mod admission;
 mod hardening;
 
 use ponder_engine::mock::{ChoiceModel, MockConfig, MockCounters};
@@ -209,11 +210,14 @@ fn budget_caps_tokens_across_branches() {
         s.stats().generated_tokens
     );
     assert!(kids.iter().any(|k| k.finish() == Some(&Finish::Budget)));
-    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let s2 = engine.session(0, 1, Budget::unlimited().with_cancel(cancel));
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = engine.session(0, 1, Budget::unlimited().with_cancel(cancel.clone()));
     let mut b = s2.prefill(PROMPT).unwrap();
+    cancel.store(true, Relaxed);
     assert_eq!(b.extend(&spec(0.8, 10)).unwrap(), &Finish::Cancelled);
     assert!(b.tokens().is_empty());
+    // A cancelled problem starts nothing new.
+    assert!(matches!(s2.prefill(PROMPT), Err(EngineError::Cancelled)));
 }
 
 #[test]

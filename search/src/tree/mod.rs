@@ -118,7 +118,7 @@ impl<'a> Tree<'a> {
         let t = std::time::Instant::now();
         let track = cx
             .scorer
-            .track(&problem.question)
+            .track(&problem.question, &cx.budget)
             .map_err(|e| scoring(0, vec![branch.id()], e))?;
         let tree = Tree {
             cx,

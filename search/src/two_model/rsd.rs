@@ -144,7 +144,7 @@ impl Strategy for Rsd {
         let mut track = match self.reward {
             Reward::Scorer => Some(
                 cx.scorer
-                    .track(&problem.question)
+                    .track(&problem.question, &cx.budget)
                     .map_err(|e| scoring(0, vec![draft.id()], e))?,
             ),
             Reward::Target => None,
