@@ -30,6 +30,23 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     sync_dir(dir)
 }
 
+/// Remove the temporary files [`replace`] left in `dir` when its process was killed
+/// mid-write (`.NAME.XXXXXX.tmp`). Only for a folder the caller holds exclusively (an
+/// eval folder under its lock): another writer's temporary file would go too.
+pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Flush a folder's entries (a rename, a new file) to disk. On Unix a folder opens and
 /// syncs like a file; elsewhere (Windows cannot open a folder this way) this does
 /// nothing, and a rename there is as durable as the OS makes it.
@@ -78,6 +95,30 @@ mod tests {
         std::fs::create_dir_all(blocked.join("x")).unwrap();
         assert!(replace(&blocked, b"x").is_err());
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_nothing_else() {
+        let d = std::env::temp_dir().join(format!("ponder-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        // What a writer killed inside `replace` leaves, beside files that must stay.
+        for name in [
+            ".settings.json.aB3xYz.tmp",
+            "settings.json",
+            "notes.tmp",
+            ".hidden",
+        ] {
+            std::fs::write(d.join(name), b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temporaries(&d).unwrap(), 1);
+        let mut left: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".hidden", "notes.tmp", "settings.json"]);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

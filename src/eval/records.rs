@@ -236,6 +236,8 @@ impl RecordLog {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
+        // A writer killed while replacing settings or summaries left its temporary file.
+        crate::durable::remove_stale_temporaries(dir).map_err(io(dir))?;
         let path = dir.join(FILE);
         let new = !path.exists();
         let mut file = std::fs::OpenOptions::new()
