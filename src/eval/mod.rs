@@ -5,6 +5,8 @@
 pub mod dataset;
 pub mod plan;
 pub mod plot;
+#[cfg(test)]
+mod props;
 pub mod records;
 pub mod settings;
 pub mod summary;

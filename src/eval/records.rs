@@ -332,7 +332,7 @@ impl RecordLog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn rec(id: &str, strategy: &str, correct: bool) -> Record {
