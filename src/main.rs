@@ -33,6 +33,9 @@ enum Command {
     BenchSearch(cli::bench_search::BenchSearchArgs),
     /// Download a known model into the cache and print its path.
     FetchModel(cli::fetch_model::FetchModelArgs),
+    /// Run one model-written program read from stdin (the program sandbox; internal).
+    #[command(hide = true)]
+    RunProgram(cli::run_program::RunProgramArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cli::bench::run(a),
         Command::BenchSearch(a) => cli::bench_search::run(a),
         Command::FetchModel(a) => cli::fetch_model::run(a),
+        Command::RunProgram(a) => cli::run_program::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

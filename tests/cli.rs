@@ -497,6 +497,77 @@ fn step_search_bad_input_is_named() {
     }
 }
 
+/// Program strategies end to end on SmolLM2 (which writes no sound programs): every
+/// candidate has an answer or the error of its program, in JSON and in the report; a
+/// limit of 0 is refused before any model loads.
+#[test]
+fn program_strategies_run_and_show_program_errors() {
+    for (strategy, n) in [("pot", "3"), ("mixed", "4")] {
+        let out = ponder(&[
+            "solve",
+            "What is 6 times 7?",
+            "--strategy",
+            strategy,
+            "--n",
+            n,
+            "--max-tokens",
+            "48",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{strategy}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let cands = v["candidates"].as_array().unwrap();
+        assert_eq!(cands.len(), n.parse::<usize>().unwrap(), "{strategy}");
+        let programs = if strategy == "pot" {
+            &cands[..]
+        } else {
+            &cands[2..]
+        };
+        for c in programs {
+            assert!(
+                c["answer"].is_string() != c["error"].is_string(),
+                "{strategy}: an answer or an error: {c}"
+            );
+        }
+    }
+    let out = ponder(&[
+        "solve",
+        "What is 6 times 7?",
+        "--strategy",
+        "pot",
+        "--n",
+        "2",
+        "--max-tokens",
+        "24",
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains("error: ") || report.contains("answer="),
+        "{report}"
+    );
+    for bad in [
+        "limits.max_steps=0",
+        "limits.wall=0",
+        "limits.max_heap_bytes=0",
+    ] {
+        let out = ponder(&["solve", "q", "--strategy", "pot", "--set", bad]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("pot:") && err.contains("limits"),
+            "{bad}: {err}"
+        );
+    }
+}
+
 #[test]
 fn token_saving_strategies_run_from_the_cli() {
     for (strategy, extra) in [

@@ -16,6 +16,7 @@
 
 pub mod answer;
 mod early_stop;
+pub mod program;
 pub mod registry;
 mod strategy;
 mod tree;
@@ -43,3 +44,4 @@ pub use vote::Vote;
 pub use voting::best_of_n::{BestOfN, Greedy};
 pub use voting::certainty_vote::CertaintyVote;
 pub use voting::length_vote::{self, LengthVote};
+pub use voting::program::{agreement_scores, Mixed, Pot, PROGRAM_PROMPT};

@@ -93,6 +93,8 @@ pub static REGISTRY: std::sync::LazyLock<Vec<Entry>> = std::sync::LazyLock::new(
         entry::<LengthVote>("length-vote"),
         entry::<CertaintyVote>("certainty-vote"),
         entry::<crate::voting::adaptive::AdaptiveConsistency>("adaptive-consistency"),
+        entry::<crate::Pot>("pot"),
+        entry::<crate::Mixed>("mixed"),
         entry::<SpecRejection>("spec-rejection"),
         entry::<StBoN>("st-bon"),
         entry::<EarlyExit>("early-exit"),

@@ -119,6 +119,10 @@ pub struct Cx {
     pub draft: Option<Engine>,
     /// Every layer's hidden states of the policy model, for [`Needs::layer_probe`] (ST-BoN).
     pub layers: Option<Arc<dyn LayerStates>>,
+    /// Where model-written programs run (program-aided strategies). The default runs
+    /// them in this process, for trusted programs only; the CLI runs each in a capped
+    /// child process ([`crate::program::Executor::Subprocess`]).
+    pub programs: crate::program::Executor,
 }
 
 /// What a strategy needs besides its settings, declared so that callers provide it
@@ -152,6 +156,7 @@ impl Cx {
             budget: Budget::unlimited(),
             draft: None,
             layers: None,
+            programs: crate::program::Executor::default(),
         }
     }
 
@@ -197,9 +202,20 @@ impl Cx {
 
     /// The prompt for a problem in another engine's chat template (e.g. a draft model).
     pub fn prompt_for(&self, engine: &Engine, p: &Problem) -> Result<Prompt, SearchError> {
+        self.prompt_with(engine, self.system.as_deref(), p)
+    }
+
+    /// The prompt for a problem with another system prompt (a strategy's own, e.g. one
+    /// asking for a program).
+    pub fn prompt_with(
+        &self,
+        engine: &Engine,
+        system: Option<&str>,
+        p: &Problem,
+    ) -> Result<Prompt, SearchError> {
         let mut msgs = Vec::new();
-        if let Some(s) = &self.system {
-            msgs.push(ChatMessage::new("system", s.clone()));
+        if let Some(s) = system {
+            msgs.push(ChatMessage::new("system", s.to_string()));
         }
         msgs.push(ChatMessage::new("user", p.question.clone()));
         Ok(engine.chat_prompt(&self.format, &msgs)?)
@@ -253,6 +269,7 @@ impl Cx {
                 score: Some(score),
                 tokens: b.tokens().len(),
                 finish: b.finish().cloned(),
+                error: None,
             })
             .collect())
     }
@@ -273,6 +290,9 @@ pub struct Candidate {
     /// How its generation ended (None: it never ran to an end, e.g. a search dropped it
     /// mid-way).
     pub finish: Option<Finish>,
+    /// Why it has no answer when that is known: a program that failed (its error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A strategy's result: the chosen answer, every candidate, and what it cost.

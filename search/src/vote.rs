@@ -136,6 +136,7 @@ mod tests {
             score: Some(score),
             tokens: 0,
             finish: None,
+            error: None,
         }
     }
 

@@ -359,6 +359,8 @@ impl RunArgs {
         cx.draft = draft;
         cx.layers = layers;
         cx.scorer = self.scorer(scorer_engine, strategies)?;
+        // Model-written programs run in a capped child process, never in this one.
+        cx.programs = super::run_program::executor()?;
         Ok(cx)
     }
 

@@ -43,6 +43,11 @@ pub fn print(sol: &Solution) {
             text.trim()
         );
     }
+    if let [only] = &sol.candidates[..] {
+        if let Some(e) = &only.error {
+            println!("program error: {e}\n");
+        }
+    }
     if sol.candidates.len() > 1 {
         println!("--- candidates ---");
         for (i, c) in sol.candidates.iter().enumerate() {
@@ -57,6 +62,9 @@ pub fn print(sol: &Solution) {
                     .map(|f| format!("{f:?}").to_lowercase())
                     .unwrap_or_default(),
             );
+            if let Some(e) = &c.error {
+                println!("       error: {e}");
+            }
         }
         println!();
     }

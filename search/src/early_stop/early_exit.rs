@@ -177,6 +177,7 @@ impl Strategy for EarlyExit {
             score: None,
             tokens: main.tokens().len(),
             finish: main.finish().cloned(),
+            error: None,
         };
         drop(main);
         Ok(Solution::new(

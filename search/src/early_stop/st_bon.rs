@@ -402,6 +402,7 @@ impl Strategy for StBoN {
             score: None,
             tokens: w.tokens().len(),
             finish: w.finish().cloned(),
+            error: None,
         };
         drop(w);
         let candidates = vec![cand];

@@ -371,6 +371,7 @@ impl<'a> Tree<'a> {
             score: Some(n.value),
             tokens: n.branch.tokens().len(),
             finish: n.branch.finish().cloned(),
+            error: None,
         }
     }
 

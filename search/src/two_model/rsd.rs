@@ -247,6 +247,7 @@ impl Strategy for Rsd {
             score: track.as_ref().and_then(|t| t.steps().last().copied()),
             tokens: target.tokens().len(),
             finish,
+            error: None,
         };
         let scorer_stats = track.as_ref().and_then(|t| t.stats());
         drop((target, draft, track));

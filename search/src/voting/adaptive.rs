@@ -181,6 +181,7 @@ mod tests {
             score: Some(0.5),
             tokens: 1,
             finish: None,
+            error: None,
         }
     }
 

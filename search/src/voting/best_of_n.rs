@@ -173,13 +173,27 @@ pub(crate) fn sample(
     n: usize,
     spec: &GenSpec,
 ) -> Result<(Vec<Candidate>, ponder_engine::Stats, f64), SearchError> {
-    if n == 0 {
+    sample_from(cx, problem, &[(&cx.prompt(problem)?, n)], spec)
+}
+
+/// [`sample`] from several prompts of one problem at once (`n` samples of each, all
+/// generated together in one session): the candidates in prompt order.
+pub(crate) fn sample_from(
+    cx: &Cx,
+    problem: &Problem,
+    prompts: &[(&ponder_engine::Prompt, usize)],
+    spec: &GenSpec,
+) -> Result<(Vec<Candidate>, ponder_engine::Stats, f64), SearchError> {
+    if prompts.iter().map(|(_, n)| n).sum::<usize>() == 0 {
         return Err(invalid("n", "0 (must be ≥ 1)"));
     }
     let session = cx.session(problem);
-    let root = session.prefill_prompt(&cx.prompt(problem)?)?;
-    let mut branches = root.fork(n - 1)?;
-    branches.insert(0, root);
+    let mut branches = Vec::new();
+    for &(prompt, n) in prompts.iter().filter(|(_, n)| *n > 0) {
+        let root = session.prefill_prompt(prompt)?;
+        branches.extend(root.fork(n - 1)?);
+        branches.insert(branches.len() + 1 - n, root);
+    }
     session.extend(branches.iter_mut(), spec)?;
     let t = std::time::Instant::now();
     let candidates = cx.candidates(problem, &branches)?;

@@ -157,6 +157,7 @@ mod tests {
             score: Some(0.0),
             tokens: 0,
             finish: None,
+            error: None,
         }
     }
 

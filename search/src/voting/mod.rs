@@ -5,6 +5,7 @@ pub(crate) mod adaptive;
 pub(crate) mod best_of_n;
 pub(crate) mod certainty_vote;
 pub mod length_vote;
+pub(crate) mod program;
 
 use crate::strategy::{was_truncated, Candidate, Cx, Problem, SearchError};
 use ponder_engine::{GenSpec, Stats};

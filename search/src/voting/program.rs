@@ -1,0 +1,333 @@
+//! Program-aided answers as strategies (PoT / PAL, `strategies.md` §5.1): `pot` samples
+//! N programs and votes over what they compute; `mixed` samples chains of thought and
+//! programs of one problem together and votes over all of them, with each candidate's
+//! agreement with the other style available as its score.
+
+use super::best_of_n::sample_from;
+use crate::program::{answer_of, Limits};
+use crate::strategy::{invalid, Candidate, Cx, Needs, Problem, SearchError, Solution, Strategy};
+use crate::vote::{select, Vote};
+use ponder_engine::{GenSpec, SamplingParams};
+use serde::{Deserialize, Serialize};
+
+/// The system prompt asking for a program (what the interpreter runs: Python without
+/// imports other than math, and without `while`).
+pub const PROGRAM_PROMPT: &str = "Solve the problem by writing a Python function \
+    `solution()` that computes the answer and returns it as a number. Use plain Python \
+    only: no imports except math, no input(), no while loops. Reply with one ```python \
+    code block.";
+
+/// New tokens per program unless set (programs are short: the 1.5B's greedy programs
+/// took about a sixth of its chains of thought's tokens).
+const PROGRAM_MAX_TOKENS: usize = 256;
+
+/// Program of thought: N programs sampled from one prompt, each run in the sandbox
+/// (`Cx::programs`), a vote over their results. A program that fails is a candidate
+/// with no answer and its error; N = 1 at temperature 0 is the greedy program.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pot {
+    /// Programs sampled (N).
+    pub n: usize,
+    /// Sampling of every program.
+    pub sampling: SamplingParams,
+    /// New tokens per program.
+    pub max_tokens: usize,
+    /// How the answer is picked from the programs' results.
+    pub vote: Vote,
+    /// The system prompt asking for a program.
+    pub prompt: String,
+    /// What each program may use (steps, heap, call depth, source size, time).
+    pub limits: Limits,
+}
+
+impl Default for Pot {
+    fn default() -> Self {
+        Self {
+            n: 8,
+            sampling: SamplingParams::default(),
+            max_tokens: PROGRAM_MAX_TOKENS,
+            vote: Vote::Majority,
+            prompt: PROGRAM_PROMPT.into(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Chains of thought and programs of one problem, voting together: `n` samples, a
+/// share `program_share` of them programs. With `agreement`, each candidate's score is
+/// the share of the other style's answers that equal its own (CoT/PoT agreement), so
+/// `weighted` and `naive` votes favour answers both styles reach; without it the
+/// scorer rates them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mixed {
+    /// Samples in all (N).
+    pub n: usize,
+    /// Share of them that are programs, in [0, 1] (rounded; at least one of each
+    /// style when n ≥ 2 and the share is strictly between 0 and 1).
+    pub program_share: f64,
+    /// Sampling of every sample.
+    pub sampling: SamplingParams,
+    /// New tokens per sample (chains of thought and programs alike).
+    pub max_tokens: usize,
+    /// How the answer is picked.
+    pub vote: Vote,
+    /// Score each candidate by its agreement with the other style (else the scorer's).
+    pub agreement: bool,
+    /// The system prompt asking for a program (chains of thought use the run's own).
+    pub prompt: String,
+    /// What each program may use.
+    pub limits: Limits,
+}
+
+impl Default for Mixed {
+    fn default() -> Self {
+        Self {
+            n: 8,
+            program_share: 0.5,
+            sampling: SamplingParams::default(),
+            max_tokens: crate::registry::DEFAULT_MAX_TOKENS,
+            vote: Vote::Majority,
+            agreement: true,
+            prompt: PROGRAM_PROMPT.into(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Mixed {
+    /// (chains of thought, programs) out of `n`.
+    pub fn split(&self) -> (usize, usize) {
+        let share = self.program_share.clamp(0.0, 1.0);
+        let mut programs = (self.n as f64 * share).round() as usize;
+        if self.n >= 2 && share > 0.0 && share < 1.0 {
+            programs = programs.clamp(1, self.n - 1);
+        }
+        (self.n - programs, programs)
+    }
+}
+
+fn spec(sampling: SamplingParams, max_tokens: usize) -> GenSpec {
+    GenSpec::new(sampling, max_tokens)
+}
+
+/// Run each candidate's program (all at once: each in its own sandbox) and make its
+/// result the candidate's answer, or its error the candidate's error.
+fn run_programs(cx: &Cx, cands: &mut [Candidate], limits: &Limits) {
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = cands
+            .iter()
+            .map(|c| s.spawn(|| answer_of(&c.text, &cx.programs, limits)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(crate::program::ProgramError::Internal(
+                        "the program runner panicked".into(),
+                    ))
+                })
+            })
+            .collect()
+    });
+    for (c, r) in cands.iter_mut().zip(results) {
+        match r {
+            Ok(a) => {
+                c.answer = Some(a);
+                c.error = None;
+            }
+            Err(e) => {
+                c.answer = None;
+                c.error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// Set each candidate's score to its agreement with the other style: the share of the
+/// other style's candidates whose answer equals its own (0 without an answer or when
+/// the other style has no candidates).
+pub fn agreement_scores(cands: &mut [Candidate], is_program: &[bool]) {
+    use crate::answer::answer_key;
+    let keys: Vec<Option<String>> = cands
+        .iter()
+        .map(|c| c.answer.as_deref().map(answer_key))
+        .collect();
+    for i in 0..cands.len() {
+        let others: Vec<usize> = (0..cands.len())
+            .filter(|&j| is_program[j] != is_program[i])
+            .collect();
+        let score = match &keys[i] {
+            Some(k) if !others.is_empty() => {
+                others
+                    .iter()
+                    .filter(|&&j| keys[j].as_ref() == Some(k))
+                    .count() as f64
+                    / others.len() as f64
+            }
+            _ => 0.0,
+        };
+        cands[i].score = Some(score);
+    }
+}
+
+impl Strategy for Pot {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+    fn name(&self) -> String {
+        if self.n == 1 && self.sampling.is_greedy() {
+            "pot-greedy".into()
+        } else {
+            format!(
+                "pot-{}-{}",
+                self.n,
+                format!("{:?}", self.vote).to_lowercase()
+            )
+        }
+    }
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: self.n,
+            max_tokens: self.max_tokens,
+            scorer: self.vote != Vote::Majority,
+            ..Needs::default()
+        }
+    }
+    fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
+        crate::registry::Settings::check(self)?;
+        cx.check_sequences(self.n)?;
+        let prompt = cx.prompt_with(&cx.engine, Some(&self.prompt), problem)?;
+        let spec = spec(self.sampling, self.max_tokens);
+        let (mut cands, stats, scoring_ms) = sample_from(cx, problem, &[(&prompt, self.n)], &spec)?;
+        run_programs(cx, &mut cands, &self.limits);
+        let chosen = select(&cands, self.vote);
+        Ok(Solution::new(self.name(), cands, chosen, stats).scored(scoring_ms, None))
+    }
+}
+
+impl crate::registry::Settings for Pot {
+    const N: Option<&'static str> = Some("n");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        if self.n == 0 {
+            return Err(invalid("n", "0 (must be ≥ 1)"));
+        }
+        self.limits
+            .validate()
+            .map_err(|e| invalid("limits", e.to_string()))
+    }
+}
+
+impl Strategy for Mixed {
+    fn settings(&self) -> serde_json::Value {
+        crate::strategy::settings_of(self)
+    }
+    fn name(&self) -> String {
+        let (cot, programs) = self.split();
+        let by = if self.agreement { "-agreement" } else { "" };
+        format!(
+            "mixed-{cot}cot-{programs}pot-{}{by}",
+            format!("{:?}", self.vote).to_lowercase()
+        )
+    }
+    fn needs(&self) -> Needs {
+        Needs {
+            sequences: self.n,
+            max_tokens: self.max_tokens,
+            scorer: !self.agreement && self.vote != Vote::Majority,
+            ..Needs::default()
+        }
+    }
+    fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
+        crate::registry::Settings::check(self)?;
+        cx.check_sequences(self.n)?;
+        let (cot, programs) = self.split();
+        let cot_prompt = cx.prompt(problem)?;
+        let program_prompt = cx.prompt_with(&cx.engine, Some(&self.prompt), problem)?;
+        let spec = spec(self.sampling, self.max_tokens);
+        let (mut cands, stats, scoring_ms) = sample_from(
+            cx,
+            problem,
+            &[(&cot_prompt, cot), (&program_prompt, programs)],
+            &spec,
+        )?;
+        run_programs(cx, &mut cands[cot..], &self.limits);
+        if self.agreement {
+            let is_program: Vec<bool> = (0..cands.len()).map(|i| i >= cot).collect();
+            agreement_scores(&mut cands, &is_program);
+        }
+        let chosen = select(&cands, self.vote);
+        Ok(Solution::new(self.name(), cands, chosen, stats).scored(scoring_ms, None))
+    }
+}
+
+impl crate::registry::Settings for Mixed {
+    const N: Option<&'static str> = Some("n");
+    fn check(&self) -> Result<(), SearchError> {
+        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
+        if self.n == 0 {
+            return Err(invalid("n", "0 (must be ≥ 1)"));
+        }
+        if !(0.0..=1.0).contains(&self.program_share) {
+            return Err(invalid(
+                "program_share",
+                format!("{} (must be in [0, 1])", self.program_share),
+            ));
+        }
+        self.limits
+            .validate()
+            .map_err(|e| invalid("limits", e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(answer: Option<&str>) -> Candidate {
+        Candidate {
+            text: String::new(),
+            answer: answer.map(String::from),
+            score: None,
+            tokens: 1,
+            finish: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn agreement_is_the_share_of_the_other_style_that_agrees() {
+        // CoT: 4, 4, 5; programs: 4, 6.
+        let mut cs = vec![
+            c(Some("4")),
+            c(Some("4")),
+            c(Some("5")),
+            c(Some("4.0")),
+            c(None),
+        ];
+        let is_program = [false, false, false, true, true];
+        agreement_scores(&mut cs, &is_program);
+        let s: Vec<f64> = cs.iter().map(|c| c.score.unwrap()).collect();
+        // A CoT "4" agrees with 1 of 2 programs; "5" with none; the program "4.0" with
+        // 2 of 3 chains; the failed program scores 0.
+        assert_eq!(s, vec![0.5, 0.5, 0.0, 2.0 / 3.0, 0.0]);
+    }
+
+    #[test]
+    fn the_split_keeps_both_styles() {
+        let m = |n, share| Mixed {
+            n,
+            program_share: share,
+            ..Mixed::default()
+        };
+        assert_eq!(m(8, 0.5).split(), (4, 4));
+        assert_eq!(m(3, 0.5).split(), (1, 2));
+        assert_eq!(m(4, 0.01).split(), (3, 1));
+        assert_eq!(m(4, 0.99).split(), (1, 3));
+        assert_eq!(m(4, 0.0).split(), (4, 0));
+        assert_eq!(m(4, 1.0).split(), (0, 4));
+        assert_eq!(m(1, 0.5).split(), (0, 1));
+    }
+}
