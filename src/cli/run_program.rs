@@ -37,10 +37,16 @@ pub fn run(a: RunProgramArgs) -> Result<()> {
 }
 
 /// The sandbox for programs: this binary's `run-program` in a child process per
-/// program.
+/// program. On Linux it is started through `/proc/self/exe`, so a long `ponder eval`
+/// still runs programs after its binary was rebuilt (the old file is gone then, and its
+/// path no longer starts anything).
 pub fn executor() -> Result<Executor> {
-    let program =
-        std::env::current_exe().context("cannot find the ponder binary to run programs")?;
+    let proc_exe = std::path::Path::new("/proc/self/exe");
+    let program = if cfg!(target_os = "linux") && proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe().context("cannot find the ponder binary to run programs")?
+    };
     Ok(Executor::Subprocess {
         program,
         args: vec!["run-program".into()],
