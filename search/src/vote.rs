@@ -1,5 +1,6 @@
-//! Selecting one candidate: naive (best score), majority (most common answer) and
-//! weighted (largest sum of scores per answer). Answers group by
+//! Selecting one candidate: naive (best score), majority (most common answer),
+//! weighted (largest sum of scores per answer) and Borda (votes by score rank, as the
+//! self-certainty paper ranks samples). Answers group by
 //! [`crate::answer::answer_key`], so `18`, `18.0` and `$18` count as one.
 
 use crate::answer::answer_key;
@@ -7,10 +8,10 @@ use crate::strategy::Candidate;
 use serde::{Deserialize, Serialize};
 
 /// How Best-of-N picks its answer.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
+///
+/// In settings and on the command line a vote is one word: `naive`, `majority`,
+/// `weighted`, `borda` (power 0.5) or `borda:POWER`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Vote {
     /// The single highest-scoring candidate (first on ties).
     Naive,
@@ -19,6 +20,75 @@ pub enum Vote {
     Majority,
     /// The answer with the largest sum of scores; ties go to the answer seen first.
     Weighted,
+    /// Borda count by score rank (Kang et al., "Scalable Best-of-N Selection via
+    /// Self-Certainty": rank by self-certainty, `--scorer self-certainty`): of N
+    /// candidates the one ranked r-th (1 = best score) gives its answer
+    /// (N − r + 1)^p votes, with the power p given here (the paper's default
+    /// [`BORDA_POWER`], 0.5); the answer with the most votes wins, ties to the one seen
+    /// first. p = 0 is majority voting; a large p approaches naive.
+    Borda(f64),
+}
+
+/// The power of [`Vote::Borda`] unless one is given (`--vote borda`).
+pub const BORDA_POWER: f64 = 0.5;
+
+impl std::fmt::Display for Vote {
+    /// The word that reads back as this vote (`borda:0.8`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Vote::Borda(p) if *p == BORDA_POWER => f.write_str("borda"),
+            Vote::Borda(p) => write!(f, "borda:{p}"),
+            v => f.write_str(&v.label()),
+        }
+    }
+}
+
+impl Serialize for Vote {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Vote {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        word.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for Vote {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Vote".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "naive | majority | weighted | borda (by score rank, power 0.5) | borda:POWER",
+            "pattern": "^(naive|majority|weighted|borda(:[0-9.eE+-]+)?)$"
+        })
+    }
+}
+
+impl Vote {
+    /// The vote's name in strategy names: `majority`, `borda` (p = 0.5), `borda-p0.8`.
+    pub fn label(&self) -> String {
+        match self {
+            Vote::Naive => "naive".into(),
+            Vote::Majority => "majority".into(),
+            Vote::Weighted => "weighted".into(),
+            Vote::Borda(p) if *p == BORDA_POWER => "borda".into(),
+            Vote::Borda(p) => format!("borda-p{p}"),
+        }
+    }
+    /// Checks what settings cannot: Borda's power is finite and ≥ 0.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Vote::Borda(p) if !(p.is_finite() && *p >= 0.0) => {
+                Err(format!("borda power {p} (must be finite and ≥ 0)"))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl std::str::FromStr for Vote {
@@ -28,7 +98,20 @@ impl std::str::FromStr for Vote {
             "naive" => Ok(Vote::Naive),
             "majority" => Ok(Vote::Majority),
             "weighted" => Ok(Vote::Weighted),
-            _ => Err(format!("unknown vote {s:?} (naive, majority, weighted)")),
+            "borda" => Ok(Vote::Borda(BORDA_POWER)),
+            _ => {
+                if let Some(p) = s.strip_prefix("borda:") {
+                    let p: f64 = p
+                        .parse()
+                        .map_err(|_| format!("borda power {p:?} is not a number"))?;
+                    let v = Vote::Borda(p);
+                    v.validate()?;
+                    return Ok(v);
+                }
+                Err(format!(
+                    "unknown vote {s:?} (naive, majority, weighted, borda, borda:POWER)"
+                ))
+            }
         }
     }
 }
@@ -52,12 +135,27 @@ pub fn select(cands: &[Candidate], vote: Vote) -> Option<usize> {
     if vote == Vote::Naive {
         return best_of(&mut (0..cands.len()));
     }
-    // Groups in order of first appearance: (key, count, score sum, members).
+    // Borda: each candidate's weight is (N − rank + 1)^p, ranked by score over all N.
+    let weight: Vec<f64> = match vote {
+        Vote::Borda(p) => {
+            let mut order: Vec<usize> = (0..cands.len()).collect();
+            // Stable: equal scores keep their order (the earlier ranks higher).
+            order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+            let n = cands.len();
+            let mut w = vec![0.0; n];
+            for (rank0, &i) in order.iter().enumerate() {
+                w[i] = ((n - rank0) as f64).powf(p);
+            }
+            w
+        }
+        _ => cands.iter().map(|c| c.score.unwrap_or(0.0)).collect(),
+    };
+    // Groups in order of first appearance: (key, count, weight sum, members).
     let mut groups: Vec<(String, usize, f64, Vec<usize>)> = Vec::new();
     for (i, c) in cands.iter().enumerate() {
         let Some(a) = &c.answer else { continue };
         let k = answer_key(a);
-        let s = c.score.unwrap_or(0.0);
+        let s = weight[i];
         match groups.iter_mut().find(|g| g.0 == k) {
             Some(g) => {
                 g.1 += 1;
@@ -152,6 +250,47 @@ mod tests {
         ];
         let i = select(&cs, Vote::Majority).unwrap();
         assert_eq!(i, 4, "highest-scoring member of the winning group");
+    }
+
+    #[test]
+    fn borda_votes_by_rank_by_hand() {
+        // Scores rank the four: A 0.9 (1st), B 0.8 (2nd), B 0.7 (3rd), A 0.1 (4th).
+        // p = 0.5: A gets √4 + √1 = 3, B √3 + √2 ≈ 3.146: B wins, though majority ties
+        // (2–2, to A seen first) and naive takes A's 0.9.
+        let cs = [
+            c(Some("A"), 0.9),
+            c(Some("B"), 0.8),
+            c(Some("B"), 0.7),
+            c(Some("A"), 0.1),
+        ];
+        assert_eq!(select(&cs, Vote::Borda(0.5)), Some(1));
+        assert_eq!(select(&cs, Vote::Majority), Some(0));
+        assert_eq!(select(&cs, Vote::Naive), Some(0));
+        // p = 2: A 16 + 1 = 17 beats B 9 + 4 = 13; p = 0 is majority (a 2–2 tie, to A).
+        assert_eq!(select(&cs, Vote::Borda(2.0)), Some(0));
+        assert_eq!(select(&cs, Vote::Borda(0.0)), Some(0));
+        // A candidate without an answer still takes a rank: here the top one, so the
+        // answers rank 2nd–4th: A √3 + √1 ≈ 2.732 against B √2 ≈ 1.414.
+        let cs = [
+            c(None, 0.95),
+            c(Some("A"), 0.9),
+            c(Some("B"), 0.5),
+            c(Some("A"), 0.1),
+        ];
+        assert_eq!(select(&cs, Vote::Borda(0.5)), Some(1));
+    }
+
+    #[test]
+    fn borda_reads_from_the_command_line() {
+        assert_eq!("borda".parse::<Vote>(), Ok(Vote::Borda(BORDA_POWER)));
+        assert_eq!("borda:0.8".parse::<Vote>(), Ok(Vote::Borda(0.8)));
+        assert!("borda:-1".parse::<Vote>().unwrap_err().contains("≥ 0"));
+        assert!("borda:x"
+            .parse::<Vote>()
+            .unwrap_err()
+            .contains("not a number"));
+        assert_eq!(Vote::Borda(0.5).label(), "borda");
+        assert_eq!(Vote::Borda(0.8).label(), "borda-p0.8");
     }
 
     #[test]

@@ -156,3 +156,27 @@ fn bad_parameters_are_named() {
         other => panic!("{:?}", other.map(|s| s.name())),
     }
 }
+
+#[test]
+fn borda_votes_by_score_rank_and_a_bad_power_is_named() {
+    let s = build("best-of-n", &serde_json::json!({"vote": "borda", "n": 4})).unwrap();
+    assert_eq!(s.name(), "best-of-4-borda");
+    let err = build("best-of-n", &serde_json::json!({"vote": "borda:-1"}))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("best-of-n") && err.contains("vote") && err.contains("≥ 0"),
+        "{err}"
+    );
+    // On the mock: Borda over 48 samples ranked by the default scorer still finds 5
+    // (0.64 of the mass, spread over two texts, each ranked by its log-probability).
+    let sol = BestOfN {
+        vote: Vote::Borda(0.5),
+        ..bon(48, Vote::Majority)
+    }
+    .solve(&cx(), &Problem::new(0, "q"))
+    .unwrap();
+    assert_eq!(sol.candidates.len(), 48);
+    assert!(sol.answer.is_some());
+}

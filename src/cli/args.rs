@@ -117,7 +117,8 @@ pub struct StrategyArgs {
     /// New tokens per sample (default 320, the strategies' shared default).
     #[arg(long)]
     pub max_tokens: Option<usize>,
-    /// How the answer is picked: naive | majority | weighted.
+    /// How the answer is picked: naive | majority | weighted | borda (by score rank,
+    /// power 0.5) | borda:POWER.
     #[arg(long)]
     pub vote: Option<Vote>,
     /// Steps end at this delimiter (escapes \n and \t understood; default a blank line).

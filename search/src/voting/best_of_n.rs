@@ -132,11 +132,7 @@ impl Strategy for BestOfN {
         if self.n == 1 && self.sampling.is_greedy() {
             "greedy".into()
         } else {
-            format!(
-                "best-of-{}-{}",
-                self.n,
-                format!("{:?}", self.vote).to_lowercase()
-            )
+            format!("best-of-{}-{}", self.n, self.vote.label())
         }
     }
 

@@ -180,11 +180,7 @@ impl Strategy for Pot {
         if self.n == 1 && self.sampling.is_greedy() {
             "pot-greedy".into()
         } else {
-            format!(
-                "pot-{}-{}",
-                self.n,
-                format!("{:?}", self.vote).to_lowercase()
-            )
+            format!("pot-{}-{}", self.n, self.vote.label())
         }
     }
     fn needs(&self) -> Needs {
@@ -227,10 +223,7 @@ impl Strategy for Mixed {
     fn name(&self) -> String {
         let (cot, programs) = self.split();
         let by = if self.agreement { "-agreement" } else { "" };
-        format!(
-            "mixed-{cot}cot-{programs}pot-{}{by}",
-            format!("{:?}", self.vote).to_lowercase()
-        )
+        format!("mixed-{cot}cot-{programs}pot-{}{by}", self.vote.label())
     }
     fn needs(&self) -> Needs {
         Needs {
