@@ -40,7 +40,7 @@ pub struct Limits {
     pub max_source_bytes: usize,
     /// Bracket nesting of the source.
     pub max_nesting: usize,
-    /// Wall time.
+    /// Wall time, seconds (at most 60).
     #[serde(with = "seconds")]
     #[schemars(with = "f64")]
     pub wall: Duration,
