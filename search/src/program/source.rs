@@ -78,7 +78,11 @@ pub fn prepare(source: &str, limits: &Limits) -> Result<String, ProgramError> {
     for line in source.lines() {
         let indent = &line[..line.len() - line.trim_start().len()];
         let t = line.trim();
-        if let Some(rest) = t.strip_prefix("import ") {
+        if t.starts_with("assert ") || t.starts_with("assert(") {
+            // Starlark has no `assert`; a model's self-checks must not cost its answer
+            // (they are often wrong where the solution is right).
+            out.push(format!("{indent}pass"));
+        } else if let Some(rest) = t.strip_prefix("import ") {
             for module in rest.split(',') {
                 let mut words = module.split_whitespace();
                 let name = words.next().unwrap_or("");
@@ -203,6 +207,10 @@ mod tests {
         let l = Limits::default();
         assert_eq!(prepare("import math\nx = 1", &l).unwrap(), "pass\nx = 1");
         assert_eq!(prepare("import math as m", &l).unwrap(), "m = math");
+        assert_eq!(
+            prepare("def t():\n    assert solution() == 3, \"no\"\n", &l).unwrap(),
+            "def t():\n    pass"
+        );
         assert_eq!(
             prepare("    from math import sqrt, floor as f", &l).unwrap(),
             "    sqrt = math.sqrt; f = math.floor"

@@ -25,6 +25,8 @@ fn every_shape_of_program_gives_its_answer() {
         ("result = 1 / 3", "0.333333"),
         // The usual main guard runs as in Python.
         ("def solution():\n    return 8\nif __name__ == \"__main__\":\n    print(solution())", "8"),
+        // A self-check that asserts something wrong does not cost the answer.
+        ("def solution():\n    return 40\ndef check():\n    assert solution() == 10, \"bad\"\n    print(\"ok\")\ncheck()", "40"),
         // f-strings and a printed answer line.
         ("n = 4\nprint(f\"The answer is {n}\")", "4"),
     ];
