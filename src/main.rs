@@ -33,6 +33,8 @@ enum Command {
     BenchSearch(cli::bench_search::BenchSearchArgs),
     /// Download a known model into the cache and print its path.
     FetchModel(cli::fetch_model::FetchModelArgs),
+    /// Serve an OpenAI-compatible API that runs a strategy per request.
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cli::bench::run(a),
         Command::BenchSearch(a) => cli::bench_search::run(a),
         Command::FetchModel(a) => cli::fetch_model::run(a),
+        Command::Serve(a) => cli::serve::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod bench_search;
 pub mod eval;
 pub mod fetch_model;
 pub mod report;
+pub mod serve;
 pub mod solve;
 pub mod strategies;
 
