@@ -23,6 +23,8 @@ pub mod queue;
 pub mod reply;
 pub mod routes;
 pub mod stream;
+#[cfg(test)]
+mod tests;
 
 use ponder_scorers::Scorer;
 use ponder_search::Cx;

@@ -129,6 +129,11 @@ pub fn plan(state: &State, input: Input, req: &Req) -> Result<Job, ApiError> {
         },
         ..Overrides::default()
     };
+    // A strategy whose default is longer than the server allows gets the server's limit.
+    let default_tokens = entry.defaults()["max_tokens"].as_u64();
+    if max_tokens.is_none() && default_tokens.is_some_and(|d| d as usize > limits.max_tokens) {
+        o.common.max_tokens = Some(limits.max_tokens);
+    }
     if plain && sampled && o.common.n.is_none() {
         o.common.n = Some(choices);
     } else if o.common.n.is_none() {
