@@ -515,6 +515,16 @@ fn a_client_that_disconnects_cancels_its_branches() {
         idle(m) && m["ponder_cancelled_total"] >= 2.0
     });
     assert!(idle(&m) && m["ponder_requests_in_flight"] == 0.0, "{m:?}");
+    assert_eq!(m["ponder_cancelled_total"], 2.0, "{m:?}");
+    // A prompt too long for the context is a 400 before the stream starts.
+    let mut long = chat("best-of-n", &"word ".repeat(9000), 16);
+    long["stream"] = json!(true);
+    let (st, v, _) = srv.post("/v1/chat/completions", &long);
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (400, Some("context_length_exceeded")),
+        "{v}"
+    );
 }
 
 #[test]

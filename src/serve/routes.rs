@@ -155,6 +155,7 @@ async fn handle(
     };
     let job = plan(st, input, &common)?;
     let ticket = st.queue.admit()?;
+    let job = fits(job).await?;
     let include_usage = common
         .stream_options
         .as_ref()
@@ -231,26 +232,35 @@ pub async fn solve(st: &Arc<State>, job: Job, slot: Slot) -> Result<Solution, Ap
     Ok(sol)
 }
 
-/// Check that the prompt and the strategy's longest sample fit the context, then solve.
+/// Check, on a blocking thread (it asks the engine worker to tokenize), that the prompt
+/// and the strategy's longest sample fit the context: a 400 before any stream starts.
+async fn fits(job: Job) -> Result<Job, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let engine = &job.cx.engine;
+        let prompt = job.cx.prompt(&job.problem)?;
+        let tokens = engine
+            .tokenize_prompt(&prompt, engine.info().add_bos)?
+            .len();
+        let n_ctx = engine.info().n_ctx as usize;
+        let most = job.strategy.needs().max_tokens;
+        if tokens + most > n_ctx {
+            return Err(ApiError::invalid(
+                Some("messages"),
+                "context_length_exceeded",
+                format!(
+                    "the prompt is {tokens} tokens and {} may generate {most} more per sample: {} in all, more than the context's {n_ctx} tokens (shorten the prompt or lower max_tokens)",
+                    job.entry,
+                    tokens + most
+                ),
+            ));
+        }
+        Ok(job)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "tokenize_panicked", e.to_string()))?
+}
+
 fn run(job: &Job) -> Result<Solution, ApiError> {
-    let engine = &job.cx.engine;
-    let prompt = job.cx.prompt(&job.problem)?;
-    let tokens = engine
-        .tokenize_prompt(&prompt, engine.info().add_bos)?
-        .len();
-    let n_ctx = engine.info().n_ctx as usize;
-    let most = job.strategy.needs().max_tokens;
-    if tokens + most > n_ctx {
-        return Err(ApiError::invalid(
-            Some("messages"),
-            "context_length_exceeded",
-            format!(
-                "the prompt is {tokens} tokens and {} may generate {most} more per sample: {} in all, more than the context's {n_ctx} tokens (shorten the prompt or lower max_tokens)",
-                job.entry,
-                tokens + most
-            ),
-        ));
-    }
     Ok(job.strategy.solve(&job.cx, &job.problem)?)
 }
 

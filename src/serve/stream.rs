@@ -113,7 +113,7 @@ async fn produce(
         loop {
             tokio::select! {
                 s = &mut wait => break s,
-                _ = tick.tick() => if tx.send(c.progress("queued", started, &st)).await.is_err() { return },
+                _ = tick.tick() => if tx.send(c.progress("queued", started, &st)).await.is_err() { return gone(&st) },
             }
         }
     };
@@ -125,7 +125,7 @@ async fn produce(
         loop {
             tokio::select! {
                 r = &mut run => break r,
-                _ = tick.tick() => if tx.send(c.progress("solving", started, &st)).await.is_err() { return },
+                _ = tick.tick() => if tx.send(c.progress("solving", started, &st)).await.is_err() { return gone(&st) },
             }
         }
     };
@@ -173,6 +173,14 @@ async fn produce(
         let _ = tx.send(Event::default().data(ev.to_string())).await;
     }
     let _ = tx.send(Event::default().data("[DONE]")).await;
+}
+
+/// The client closed the stream before the answer: count it (the search is cancelled
+/// when the solve's future is dropped, on return).
+fn gone(st: &State) {
+    st.metrics
+        .cancelled
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// An error inside the stream (the status line is already sent): an `error` object, as
