@@ -516,6 +516,15 @@ fn a_client_that_disconnects_cancels_its_branches() {
     });
     assert!(idle(&m) && m["ponder_requests_in_flight"] == 0.0, "{m:?}");
     assert_eq!(m["ponder_cancelled_total"], 2.0, "{m:?}");
+    // A deadline of its own: cut short on time, answered, marked truncated.
+    let mut timed = req.clone();
+    timed["ponder"]["timeout"] = json!(0.5);
+    let t = Instant::now();
+    let (st, v, _) = srv.post("/v1/chat/completions", &timed);
+    assert_eq!(st, 200, "{v}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(v["ponder"]["truncated"], true, "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "length", "{v}");
     // A prompt too long for the context is a 400 before the stream starts.
     let mut long = chat("best-of-n", &"word ".repeat(9000), 16);
     long["stream"] = json!(true);
@@ -558,4 +567,44 @@ fn a_full_queue_answers_429_and_sigterm_finishes_in_flight_work() {
         ureq::get(&srv.url("/health")).call().is_err(),
         "nothing listens any more"
     );
+}
+
+#[test]
+fn after_the_shutdown_grace_in_flight_work_is_cancelled_and_answered() {
+    let mut srv = Server::start(&[
+        "--ctx",
+        "8192",
+        "--max-tokens",
+        "2000",
+        "--shutdown-grace",
+        "0.5",
+    ]);
+    let mut req = chat(
+        "best-of-n",
+        "Write a very long story about a dragon and a knight.",
+        2000,
+    );
+    req["ponder"] = json!({"n": 4, "set": {"sampling": {"temperature": 1.0}}});
+    std::thread::scope(|sc| {
+        let long = sc.spawn(|| srv.post("/v1/chat/completions", &req));
+        srv.metrics_until(Duration::from_secs(10), |m| {
+            m["ponder_branches_in_flight"] >= 4.0
+        });
+        let t = Instant::now();
+        srv.signal("-INT");
+        let (st, v, _) = long.join().unwrap();
+        // Cut short by the cancel, not by its 2000 tokens: answered, marked truncated.
+        assert_eq!(st, 200, "{v}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert_eq!(v["ponder"]["truncated"], true, "{v}");
+        assert_eq!(v["choices"][0]["finish_reason"], "length", "{v}");
+        assert!(
+            v["usage"]["completion_tokens"].as_u64().unwrap() < 4 * 2000,
+            "{v}"
+        );
+    });
+    let status = srv
+        .wait(Duration::from_secs(20))
+        .expect("the server exits after SIGINT");
+    assert!(status.success(), "{status:?}");
 }
