@@ -442,7 +442,7 @@ fn sixty_four_concurrent_requests_share_batches_and_release_everything() {
 /// the batch, and a 135M model has near-ties that such rounding flips (8 copies of one
 /// greedy request sent at once gave 3 distinct texts: not requests mixed up).
 #[test]
-#[ignore = "fails today: llama.cpp's CPU attention is not batch- or layout-invariant (see the doc comment)"]
+#[ignore = "fails today: greedy text depends on what shares the batch and the KV cache (see the doc comment)"]
 fn greedy_answers_among_64_concurrent_requests_match_the_ones_made_alone() {
     let srv = Server::start(LOAD_SERVER);
     let replies = sixty_four_at_once(&srv);
