@@ -32,7 +32,7 @@ pub struct ServeArgs {
     strategies: Vec<String>,
     /// Requests solved at once (their branches share decode batches; the engine is
     /// sized for this many).
-    #[arg(long, default_value_t = 8, value_parser = bounded(1usize, 256, "requests solved at once, 1 to 256"))]
+    #[arg(long, default_value_t = 4, value_parser = bounded(1usize, 256, "requests solved at once, 1 to 256"))]
     parallel: usize,
     /// Requests that may wait for a slot beyond those; more are answered 429.
     #[arg(long, default_value_t = 64)]
@@ -44,8 +44,9 @@ pub struct ServeArgs {
     /// of the KV sizing).
     #[arg(long, default_value_t = 512, value_parser = bounded(1usize, 1 << 20, "tokens, 1 to 1048576"))]
     max_tokens: usize,
-    /// The most KV sequences one request's strategy may hold at once.
-    #[arg(long, default_value_t = 16, value_parser = bounded(1usize, 256, "sequences, 1 to 256"))]
+    /// The most KV sequences one request's strategy may hold at once (the default fits
+    /// every strategy's defaults: MCTS holds 53). --parallel × this is at most 256.
+    #[arg(long, default_value_t = 64, value_parser = bounded(1usize, 256, "sequences, 1 to 256"))]
     max_sequences: usize,
     /// The longest a request may run, in seconds (its deadline unless it asks for less).
     #[arg(long, default_value_t = 300.0)]
@@ -89,14 +90,33 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .iter()
         .map(|n| registry::build(n, &serde_json::json!({})))
         .collect::<Result<_, _>>()?;
+    anyhow::ensure!(
+        a.parallel * a.max_sequences <= ponder::engine::sizing::MAX_SEQUENCES,
+        "--parallel {} × --max-sequences {} = {} sequences, more than llama.cpp's {}: lower one of them",
+        a.parallel,
+        a.max_sequences,
+        a.parallel * a.max_sequences,
+        ponder::engine::sizing::MAX_SEQUENCES
+    );
     let work = Workload {
         problems: a.parallel,
         sequences: a.max_sequences,
         prompt_bytes: 4096,
         max_tokens: a.max_tokens,
     };
+    // KV cells for --parallel requests of up to 16 full-length branches each (tree
+    // searches hold more sequences, but they share most of their cells; work that does
+    // not fit waits for cells).
+    let mut model = a.model.clone();
+    model.ctx = model.ctx.or(Some(
+        Workload {
+            sequences: a.max_sequences.min(16),
+            ..work
+        }
+        .n_ctx(),
+    ));
     eprintln!("ponder serve: loading the model");
-    let cx = a.run.context_for(&a.model, &defaults, work)?;
+    let cx = a.run.context_for(&model, &defaults, work)?;
     let default_scorer = a
         .run
         .scorer
