@@ -36,6 +36,8 @@ enum Command {
     /// Run one model-written program read from stdin (the program sandbox; internal).
     #[command(hide = true)]
     RunProgram(cli::run_program::RunProgramArgs),
+    /// Serve an OpenAI-compatible API that runs a strategy per request.
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::BenchSearch(a) => cli::bench_search::run(a),
         Command::FetchModel(a) => cli::fetch_model::run(a),
         Command::RunProgram(a) => cli::run_program::run(a),
+        Command::Serve(a) => cli::serve::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -82,6 +82,10 @@ pub struct Problem {
     pub id: u64,
     /// The question as posed, without chat template or system prompt.
     pub question: String,
+    /// Earlier turns of a conversation (user and assistant messages, oldest first) that
+    /// come between the system prompt and the question; empty for a lone question.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<ChatMessage>,
 }
 
 impl Problem {
@@ -90,7 +94,15 @@ impl Problem {
         Self {
             id,
             question: question.into(),
+            history: Vec::new(),
         }
+    }
+
+    /// The same problem asked after earlier turns of a conversation (literal text, like
+    /// the question).
+    pub fn with_history(mut self, history: Vec<ChatMessage>) -> Self {
+        self.history = history;
+        self
     }
 }
 
@@ -217,6 +229,7 @@ impl Cx {
         if let Some(s) = system {
             msgs.push(ChatMessage::new("system", s.to_string()));
         }
+        msgs.extend(p.history.iter().cloned());
         msgs.push(ChatMessage::new("user", p.question.clone()));
         Ok(engine.chat_prompt(&self.format, &msgs)?)
     }

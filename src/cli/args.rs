@@ -286,7 +286,6 @@ impl RunArgs {
         problems: usize,
         prompt_bytes: usize,
     ) -> Result<Cx> {
-        self.check()?;
         let needs: Vec<_> = strategies.iter().map(|s| s.needs()).collect();
         let most = |f: fn(&ponder::search::Needs) -> usize| needs.iter().map(f).max().unwrap_or(1);
         let work = Workload {
@@ -295,6 +294,19 @@ impl RunArgs {
             prompt_bytes,
             max_tokens: most(|n| n.max_tokens),
         };
+        self.context_for(m, strategies, work)
+    }
+
+    /// [`RunArgs::context`] for an engine sized for `work` (the server sizes it from its
+    /// limits, not from one strategy's settings).
+    pub fn context_for(
+        &self,
+        m: &ModelArgs,
+        strategies: &[Box<dyn Strategy>],
+        work: Workload,
+    ) -> Result<Cx> {
+        self.check()?;
+        let needs: Vec<_> = strategies.iter().map(|s| s.needs()).collect();
         let target = m.path().context("the model (--model)")?;
         ponder::engine::llama::check_gguf(&target).context("the model (--model)")?;
         let draft = if needs.iter().any(|n| n.draft_model) {

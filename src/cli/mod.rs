@@ -8,6 +8,7 @@ pub mod eval;
 pub mod fetch_model;
 pub mod report;
 pub mod run_program;
+pub mod serve;
 pub mod solve;
 pub mod strategies;
 
