@@ -26,4 +26,6 @@ eval_ --strategies rsd --draft-model smollm2 --scorer judge
 eval_ --strategies rsd --set reward=target --draft-model smollm2
 # Adaptive consistency (registry defaults: waves of 2, Beta rule at 0.95), capped at N = 8.
 eval_ --strategies adaptive-consistency --n 8
+# Programs instead of prose (issue 15): the greedy program, run in the sandbox.
+eval_ --strategies pot --n 1 --temperature 0
 eval_ --summary-only --baseline best-of-8-majority
