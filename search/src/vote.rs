@@ -63,8 +63,10 @@ impl schemars::JsonSchema for Vote {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "naive | majority | weighted | borda (by score rank, power 0.5) | borda:POWER",
-            "pattern": "^(naive|majority|weighted|borda(:[0-9.eE+-]+)?)$"
+            "anyOf": [
+                {"enum": ["naive", "majority", "weighted", "borda"]},
+                {"pattern": "^borda:[0-9.eE+-]+$", "description": "borda:POWER (Borda with that power)"}
+            ]
         })
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 #[test]
 fn every_strategy_round_trips_through_its_settings() {
-    assert_eq!(names().len(), 14);
+    assert_eq!(names().len(), 16);
     for e in REGISTRY.iter() {
         let first = e.build(&json!({})).unwrap();
         assert_eq!(first.settings(), e.defaults(), "{}", e.name);
@@ -46,7 +46,7 @@ fn every_setting_is_documented() {
         .into_iter()
         .find(|s| s.key == "vote")
         .unwrap();
-    assert_eq!(vote.allowed, ["naive", "majority", "weighted"]);
+    assert_eq!(vote.allowed, ["naive", "majority", "weighted", "borda"]);
     assert_eq!(vote.default, json!("majority"));
 }
 
@@ -138,10 +138,10 @@ fn bad_settings_name_the_strategy_the_key_and_what_is_allowed() {
     assert!(e.contains("mcts: iterations, width"), "{e}");
     let e = err(&["best-of-n"], &["vote=plurality"]);
     assert!(
-        e.starts_with("best-of-n: setting `vote`: unknown variant `plurality`"),
+        e.starts_with("best-of-n: setting `vote`: unknown vote \"plurality\""),
         "{e}"
     );
-    assert!(e.contains("`naive`, `majority`"), "{e}");
+    assert!(e.contains("naive, majority, weighted, borda, borda:POWER"), "{e}");
     let e = err(&["best-of-n"], &["sampling.temperature=hot"]);
     assert!(
         e.starts_with("best-of-n: setting `sampling.temperature`: invalid type"),
