@@ -141,7 +141,10 @@ fn bad_settings_name_the_strategy_the_key_and_what_is_allowed() {
         e.starts_with("best-of-n: setting `vote`: unknown vote \"plurality\""),
         "{e}"
     );
-    assert!(e.contains("naive, majority, weighted, borda, borda:POWER"), "{e}");
+    assert!(
+        e.contains("naive, majority, weighted, borda, borda:POWER"),
+        "{e}"
+    );
     let e = err(&["best-of-n"], &["sampling.temperature=hot"]);
     assert!(
         e.starts_with("best-of-n: setting `sampling.temperature`: invalid type"),
