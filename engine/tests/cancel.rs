@@ -173,13 +173,15 @@ fn cancel_while_waiting_for_capacity_answers_at_once() {
     let _held = other.prefill(&"h".repeat(600)).unwrap();
     let flag = Arc::new(AtomicBool::new(false));
     let session = e.session(1, 0, Budget::unlimited().with_cancel(flag.clone()));
-    // A prompt that waits (600 cells wanted, 400 free; the default wait is 5 s).
+    // A prompt that waits (600 cells wanted, 400 free; the default wait is 5 s). It is
+    // answered within a turn of the worker's loop (20 ms when idle); the bound below is
+    // loose for loaded machines, and far under the 5 s the wait would have taken.
     let set = cancel_in(Duration::from_millis(100), &flag);
     let err = session.prefill(&"w".repeat(600)).unwrap_err();
     let late = set.join().unwrap().elapsed();
     assert!(matches!(err, EngineError::Cancelled), "{err:?}");
     assert!(
-        late < Duration::from_millis(100),
+        late < Duration::from_millis(500),
         "answered {late:?} after the cancel"
     );
     // Generation that waits for room ends as cancelled, like generation that ran.
@@ -190,7 +192,7 @@ fn cancel_while_waiting_for_capacity_answers_at_once() {
     let late = set.join().unwrap().elapsed();
     assert_eq!(finish, Finish::Cancelled);
     assert!(
-        late < Duration::from_millis(100),
+        late < Duration::from_millis(500),
         "answered {late:?} after the cancel"
     );
     assert_eq!(b.tokens().len(), 0);
@@ -209,7 +211,7 @@ fn a_deadline_passing_while_waiting_for_capacity_answers_on_time() {
     assert!(matches!(err, EngineError::DeadlinePassed), "{err:?}");
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_millis(100) && took < Duration::from_millis(250),
+        took >= Duration::from_millis(100) && took < Duration::from_millis(1000),
         "{took:?}"
     );
 }
