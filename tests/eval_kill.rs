@@ -1,14 +1,14 @@
-//! `ponder eval` killed with SIGKILL at 20 moments (seeded, between 0.15 s and 1.35 s
+//! `ponder eval` killed with SIGKILL at 20 moments (seeded, between 0.15 s and 1.85 s
 //! after it starts: loading, solving, appending) and resumed each time: no finished
 //! record is lost, none is written twice, every file stays readable, and the last run
-//! completes the work (SmolLM2, two strategies, 80 problems).
+//! completes the work (SmolLM2, two strategies, 100 problems).
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const PROBLEMS: usize = 80;
+const PROBLEMS: usize = 100;
 const KILLS: usize = 20;
 
 fn eval(data: &Path, out: &Path) -> Command {
@@ -87,7 +87,7 @@ fn eval_killed_at_random_moments_resumes_without_loss_or_duplicates() {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        150 + (state >> 33) % 1_200
+        150 + (state >> 33) % 1_700
     };
     let mut finished: BTreeSet<(String, String)> = BTreeSet::new();
     let mut moments = Vec::new();
