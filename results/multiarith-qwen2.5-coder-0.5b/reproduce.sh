@@ -28,4 +28,5 @@ eval_ --strategies rsd --set reward=target --draft-model smollm2
 eval_ --strategies adaptive-consistency --n 8
 # Programs instead of prose (issue 15): the greedy program, run in the sandbox.
 eval_ --strategies pot --n 1 --temperature 0
+eval_ --strategies pot --n 8 "${sampled[@]}"
 eval_ --summary-only --baseline best-of-8-majority
