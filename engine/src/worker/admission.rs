@@ -109,7 +109,7 @@ impl Worker {
                 tokens,
                 reply,
             } => {
-                if self.free_ids.is_empty() || !self.fits(tokens.len()) {
+                if !self.can_start_prefill(tokens.len()) {
                     return Some(Waiting::Prefill {
                         sess,
                         tokens,
@@ -259,10 +259,15 @@ impl Worker {
         Ok(out)
     }
 
+    /// Whether a prompt of `len` tokens could start now: a free id and room for it.
+    fn can_start_prefill(&self, len: usize) -> bool {
+        !self.free_ids.is_empty() && self.fits(len)
+    }
+
     /// Whether the work could start now, were it first in line.
     fn can_start(&self, w: &Waiting) -> bool {
         match w {
-            Waiting::Prefill { tokens, .. } => !self.free_ids.is_empty() && self.fits(tokens.len()),
+            Waiting::Prefill { tokens, .. } => self.can_start_prefill(tokens.len()),
             Waiting::Fork { count, .. } => self.free_ids.len() >= *count,
             Waiting::Job(job) => self.fits(job.reserve),
         }

@@ -161,12 +161,11 @@ pub enum ProgramError {
     Internal(String),
 }
 
+/// Seconds without the limit's range check (an error reports whatever it was given).
 mod seconds_plain {
-    use serde::{Deserialize, Deserializer, Serializer};
+    pub use super::seconds::serialize;
+    use serde::{Deserialize, Deserializer};
     use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let x = f64::deserialize(d)?;
         Ok(Duration::try_from_secs_f64(x).unwrap_or_default())

@@ -203,16 +203,26 @@ impl Strategy for Pot {
     }
 }
 
+/// The checks Pot and Mixed share: sampling, tokens, N ≥ 1 and usable program limits.
+fn check_sampled_programs(
+    sampling: &SamplingParams,
+    max_tokens: usize,
+    n: usize,
+    limits: &Limits,
+) -> Result<(), SearchError> {
+    crate::registry::check_generation(sampling, max_tokens)?;
+    if n == 0 {
+        return Err(invalid("n", "0 (must be ≥ 1)"));
+    }
+    limits
+        .validate()
+        .map_err(|e| invalid("limits", e.to_string()))
+}
+
 impl crate::registry::Settings for Pot {
     const N: Option<&'static str> = Some("n");
     fn check(&self) -> Result<(), SearchError> {
-        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
-        if self.n == 0 {
-            return Err(invalid("n", "0 (must be ≥ 1)"));
-        }
-        self.limits
-            .validate()
-            .map_err(|e| invalid("limits", e.to_string()))
+        check_sampled_programs(&self.sampling, self.max_tokens, self.n, &self.limits)
     }
 }
 
@@ -259,19 +269,14 @@ impl Strategy for Mixed {
 impl crate::registry::Settings for Mixed {
     const N: Option<&'static str> = Some("n");
     fn check(&self) -> Result<(), SearchError> {
-        crate::registry::check_generation(&self.sampling, self.max_tokens)?;
-        if self.n == 0 {
-            return Err(invalid("n", "0 (must be ≥ 1)"));
-        }
+        check_sampled_programs(&self.sampling, self.max_tokens, self.n, &self.limits)?;
         if !(0.0..=1.0).contains(&self.program_share) {
             return Err(invalid(
                 "program_share",
                 format!("{} (must be in [0, 1])", self.program_share),
             ));
         }
-        self.limits
-            .validate()
-            .map_err(|e| invalid("limits", e.to_string()))
+        Ok(())
     }
 }
 
