@@ -37,6 +37,19 @@ pub use track::{StepItem, Track, TrackState};
 pub use verifier::{ArithmeticVerifier, Check};
 
 use ponder_engine::{Budget, EngineError};
+use std::collections::BTreeMap;
+
+/// The signals that need no model besides the policy, by scorer name (`logprob`,
+/// `self-certainty`, `verifier`), each as its scorer rates the sample: what every
+/// sampled candidate carries so that `ponder eval` can re-vote and measure AUROC offline.
+pub fn model_free_signals(sample: &Sample<'_>) -> BTreeMap<String, f64> {
+    let verifier = ArithmeticVerifier::default();
+    let scorers: [&dyn Scorer; 3] = [&MeanLogprob, &SelfCertainty, &verifier];
+    scorers
+        .iter()
+        .filter_map(|s| Some((s.name().to_string(), s.score(sample).ok()?)))
+        .collect()
+}
 
 /// The steps of a solution: text split on `delimiter`, blank pieces dropped.
 pub fn split_steps<'a>(text: &'a str, delimiter: &str) -> Vec<&'a str> {

@@ -6,7 +6,7 @@ use ponder_engine::{
     Branch, Budget, ChatMessage, Engine, EngineError, Finish, LayerStates, Prompt, PromptFormat,
     Stats,
 };
-use ponder_scorers::{MeanLogprob, Sample, ScoreError, Scorer};
+use ponder_scorers::{model_free_signals, MeanLogprob, Sample, ScoreError, Scorer};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -272,17 +272,29 @@ impl Cx {
             })
             .collect();
         let scores = self.scorer.score_batch(&samples)?;
+        let signals: Vec<_> = samples
+            .iter()
+            .zip(&scores)
+            .map(|(s, &score)| {
+                let mut signals = model_free_signals(s);
+                signals.insert(self.scorer.name().to_string(), score);
+                signals
+            })
+            .collect();
+        drop(samples);
         Ok(branches
             .iter()
             .zip(texts)
             .zip(scores)
-            .map(|((b, text), score)| Candidate {
+            .zip(signals)
+            .map(|(((b, text), score), signals)| Candidate {
                 answer: extract_answer(&text),
-                text,
                 score: Some(score),
                 tokens: b.tokens().len(),
                 finish: b.finish().cloned(),
                 error: None,
+                signals,
+                text,
             })
             .collect())
     }
@@ -306,6 +318,13 @@ pub struct Candidate {
     /// Why it has no answer when that is known: a program that failed (its error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Its scores by signal name, for votes and AUROC recomputed offline (`ponder eval`
+    /// records them): every sampled candidate carries the model-free ones
+    /// ([`ponder_scorers::model_free_signals`]) and the run's scorer's under the
+    /// scorer's name; `mixed` adds `agreement`. Empty where a search made the candidate
+    /// some other way (a tree's node: `score` is its value).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub signals: std::collections::BTreeMap<String, f64>,
 }
 
 /// A strategy's result: the chosen answer, every candidate, and what it cost.

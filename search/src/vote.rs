@@ -237,6 +237,7 @@ mod tests {
             tokens: 0,
             finish: None,
             error: None,
+            signals: Default::default(),
         }
     }
 

@@ -20,7 +20,8 @@ pub struct EvalArgs {
     /// Only the first K problems (at least 1; omit it for every problem).
     #[arg(long, value_parser = bounded(1, usize::MAX, "problems, at least 1 (omit --limit for every problem)"))]
     limit: Option<usize>,
-    /// Output folder (records.jsonl, summary.md/.csv, accuracy_vs_tokens.svg/.png); reruns resume.
+    /// Output folder (records.jsonl, summary.md/.csv, curves.csv, accuracy_vs_tokens.svg/.png,
+    /// accuracy_vs_n.STRATEGY.svg/.png); reruns resume.
     /// One run writes into a folder at a time (it holds eval.lock there): a second is refused.
     #[arg(long)]
     out: PathBuf,
@@ -42,7 +43,8 @@ pub struct EvalArgs {
     #[arg(long)]
     baseline: Option<String>,
     /// Solve nothing and load no model: summarize every strategy recorded in --out for
-    /// these problems. Takes no lock (it only reads the records), so it may run while an
+    /// these problems, re-voting each one's recorded candidates at N = 1, 2, 4, … with
+    /// every selection method and measuring each signal's AUROC. Takes no lock (it only reads the records), so it may run while an
     /// eval writes into the folder.
     #[arg(long)]
     summary_only: bool,
@@ -170,6 +172,10 @@ fn summarize(
         a.baseline.as_deref(),
     )?;
     println!("{md}");
-    eprintln!("wrote {}/{{records.jsonl,summary.md,summary.csv,accuracy_vs_tokens.svg,accuracy_vs_tokens.png}}", a.out.display());
+    eprintln!(
+        "wrote {}/{{records.jsonl,summary.md,summary.csv,curves.csv,accuracy_vs_tokens.{{svg,png}}}} \
+         and accuracy_vs_n.STRATEGY.{{svg,png}} for each strategy with several candidates",
+        a.out.display()
+    );
     Ok(())
 }

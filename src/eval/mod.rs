@@ -2,6 +2,7 @@
 //! problems, append one record per (problem, strategy) as it finishes, skip work already
 //! recorded, and summarise accuracy against cost as tables and a plot.
 
+pub mod curves;
 pub mod dataset;
 pub mod plan;
 pub mod plot;
@@ -60,7 +61,9 @@ pub enum EvalError {
 }
 
 /// Build the record of one solved problem.
-pub fn record(item: &Item, sol: &ponder_search::Solution, seed: u64) -> Record {
+/// `scorer` names the run's scorer: a candidate with no signals (a tree search's node)
+/// has its `score` recorded under it.
+pub fn record(item: &Item, sol: &ponder_search::Solution, seed: u64, scorer: &str) -> Record {
     let right = |a: &Option<String>| a.as_deref().is_some_and(|a| equivalent(a, &item.gold));
     Record {
         id: item.id.clone(),
@@ -88,6 +91,24 @@ pub fn record(item: &Item, sol: &ponder_search::Solution, seed: u64) -> Record {
             .reduce(f64::max),
         draft_tokens: sol.draft.as_ref().map(|d| d.stats.generated_tokens),
         acceptance_rate: sol.draft.as_ref().map(|d| d.acceptance_rate),
+        per_candidate: sol
+            .candidates
+            .iter()
+            .map(|c| {
+                let mut scores = c.signals.clone();
+                if let (true, Some(s)) = (scores.is_empty(), c.score) {
+                    scores.insert(scorer.to_string(), s);
+                }
+                records::CandidateRecord {
+                    answer: c.answer.clone(),
+                    correct: right(&c.answer),
+                    tokens: c.tokens,
+                    finish: c.finish.clone(),
+                    scores,
+                    error: c.error.clone(),
+                }
+            })
+            .collect(),
     }
 }
 
@@ -135,7 +156,7 @@ pub fn run(
                             source,
                         })
                         .and_then(|sol| {
-                            let r = record(item, &sol, cx.seed);
+                            let r = record(item, &sol, cx.seed, cx.scorer.name());
                             log.lock().append(r.clone())?;
                             added.fetch_add(1, Relaxed);
                             on_record(&r);
@@ -199,7 +220,6 @@ pub fn write_summary(
         crate::durable::replace(&path, text.as_bytes())
             .map_err(|source| EvalError::Io { path, source })
     };
-    write("summary.md", &format!("# {title}\n\n{md}"))?;
     write("summary.csv", &summary::csv(&rows))?;
     let points: Vec<plot::Point> = rows
         .iter()
@@ -214,6 +234,27 @@ pub fn write_summary(
     if !points.is_empty() {
         plot::plot_accuracy_vs_tokens(&points, title, &dir.join("accuracy_vs_tokens"))?;
     }
+    let mut csv = String::from("strategy,selection,n,accuracy\n");
+    for name in &names {
+        let rs: Vec<&Record> = mine.iter().filter(|r| &r.strategy == name).collect();
+        if rs.iter().map(|r| r.per_candidate.len()).max().unwrap_or(0) < 2 {
+            continue;
+        }
+        let signals = curves::common_signals(&rs);
+        let Some(cs) = curves::curves(&rs, &curves::methods(&rs, &signals)) else {
+            continue;
+        };
+        md.push_str(&format!(
+            "\n{name}, re-voted from its candidates (each N averages the N-subsets of every \
+             problem's candidates; AUROC over all candidates, right against wrong):\n\n{}",
+            curves::markdown(&cs, &curves::discrimination(&rs))
+        ));
+        csv.push_str(&curves::csv_rows(name, &cs));
+        let stem = dir.join(format!("accuracy_vs_n.{name}"));
+        plot::plot_accuracy_vs_n(&cs, &format!("{name} · {title}"), &stem)?;
+    }
+    write("curves.csv", &csv)?;
+    write("summary.md", &format!("# {title}\n\n{md}"))?;
     Ok(md)
 }
 
@@ -318,6 +359,61 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert_eq!(err, "baseline x has no records here (recorded: greedy)");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn records_keep_every_candidate_and_the_summary_revotes_them() {
+        let model = ChoiceModel::new(&[("so \\boxed{5}", 0.6), ("so \\boxed{7}", 0.4)]);
+        let engine = Engine::mock(MockConfig {
+            model: Arc::new(model),
+            ..Default::default()
+        })
+        .unwrap();
+        let cx = Cx::new(engine);
+        let strategies = vec![build("best-of-n", &json!({"n": 4, "max_tokens": 32})).unwrap()];
+        let dir = std::env::temp_dir().join(format!("ponder-eval-cands-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut log = RecordLog::open(&dir).unwrap();
+        run(&cx, &items(6), &strategies, 3, &mut log, &|_| {}).unwrap();
+        drop(log);
+        // What a later --summary-only reads back.
+        let records = records::read(&dir).unwrap();
+        let mut right = 0;
+        for r in &records {
+            assert_eq!(r.per_candidate.len(), 4);
+            let correct = r.per_candidate.iter().filter(|c| c.correct).count();
+            assert_eq!(correct, r.candidates_correct);
+            right += correct;
+            for c in &r.per_candidate {
+                assert_eq!(c.correct, c.answer.as_deref() == Some("5"), "{c:?}");
+                for s in ["logprob", "self-certainty", "verifier"] {
+                    assert!(c.scores[s].is_finite(), "{s} of {c:?}");
+                }
+            }
+        }
+        write_summary(&dir, &records, &items(6), None, 0, "t", None).unwrap();
+        // One sample (N = 1) is right as often as the candidates are.
+        let csv = std::fs::read_to_string(dir.join("curves.csv")).unwrap();
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with("best-of-4-majority,majority,1,"))
+            .unwrap_or_else(|| panic!("{csv}"));
+        let at1: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+        assert!(
+            (at1 - right as f64 / 24.0).abs() < 1e-6,
+            "{line} vs {right}/24"
+        );
+        for n in [2, 4] {
+            assert!(csv.contains(&format!("best-of-4-majority,majority,{n},")));
+        }
+        let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        assert!(md.contains("| answer-frequency |"), "{md}");
+        for ext in ["svg", "png"] {
+            assert!(dir
+                .join(format!("accuracy_vs_n.best-of-4-majority.{ext}"))
+                .exists());
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -75,6 +75,31 @@ pub struct Record {
     /// RSD: draft tokens kept / draft tokens generated, in [0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acceptance_rate: Option<f64>,
+    /// Every candidate, in the strategy's order (empty in records from before they were
+    /// kept): what `--summary-only` re-votes at smaller N and measures AUROC on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_candidate: Vec<CandidateRecord>,
+}
+
+/// One candidate of a record: its answer, whether it is right, what it cost and every
+/// score it has, by signal name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CandidateRecord {
+    /// The extracted, normalised answer (None: none was found, or its program failed).
+    pub answer: Option<String>,
+    /// The answer is equivalent to the gold.
+    pub correct: bool,
+    /// Tokens the candidate's completion has.
+    pub tokens: usize,
+    /// How its generation ended (None: a search dropped it before an end).
+    pub finish: Option<ponder_engine::Finish>,
+    /// Its scores by signal: the model-free signals every sample carries (`logprob`,
+    /// `self-certainty`, `verifier`, and `agreement` in `mixed`), and the run's scorer's
+    /// score under the scorer's name.
+    pub scores: std::collections::BTreeMap<String, f64>,
+    /// Why it has no answer when that is known: its program's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Record {
@@ -358,6 +383,7 @@ pub(crate) mod tests {
             best_score: None,
             draft_tokens: None,
             acceptance_rate: None,
+            per_candidate: Vec::new(),
         }
     }
 

@@ -189,6 +189,7 @@ fn cand(text: &str, score: f64, finish: Option<Finish>) -> Candidate {
         tokens: 3,
         finish,
         error: None,
+        signals: Default::default(),
     }
 }
 

@@ -178,6 +178,7 @@ impl Strategy for EarlyExit {
             tokens: main.tokens().len(),
             finish: main.finish().cloned(),
             error: None,
+            signals: Default::default(),
         };
         drop(main);
         Ok(Solution::new(

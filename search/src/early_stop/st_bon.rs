@@ -403,6 +403,7 @@ impl Strategy for StBoN {
             tokens: w.tokens().len(),
             finish: w.finish().cloned(),
             error: None,
+            signals: Default::default(),
         };
         drop(w);
         let candidates = vec![cand];

@@ -372,6 +372,7 @@ impl<'a> Tree<'a> {
             tokens: n.branch.tokens().len(),
             finish: n.branch.finish().cloned(),
             error: None,
+            signals: Default::default(),
         }
     }
 

@@ -248,6 +248,7 @@ impl Strategy for Rsd {
             tokens: target.tokens().len(),
             finish,
             error: None,
+            signals: Default::default(),
         };
         let scorer_stats = track.as_ref().and_then(|t| t.stats());
         drop((target, draft, track));

@@ -182,6 +182,7 @@ mod tests {
             tokens: 1,
             finish: None,
             error: None,
+            signals: Default::default(),
         }
     }
 

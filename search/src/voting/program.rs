@@ -145,10 +145,14 @@ fn run_programs(cx: &Cx, cands: &mut [Candidate], limits: &Limits) {
     }
 }
 
-/// Set each candidate's score to its agreement with the other style: the share of the
-/// other style's candidates whose answer equals its own (0 without an answer or when
-/// the other style has no candidates).
-pub fn agreement_scores(cands: &mut [Candidate], is_program: &[bool]) {
+/// The signal name of CoT/PoT agreement in a candidate's `signals`.
+pub const AGREEMENT: &str = "agreement";
+
+/// Record each candidate's agreement with the other style as its [`AGREEMENT`] signal,
+/// and with `as_score` as its score too: the share of the other style's candidates
+/// whose answer equals its own (0 without an answer or when the other style has no
+/// candidates).
+pub fn agreement_scores(cands: &mut [Candidate], is_program: &[bool], as_score: bool) {
     use crate::answer::answer_key;
     let keys: Vec<Option<String>> = cands
         .iter()
@@ -168,7 +172,10 @@ pub fn agreement_scores(cands: &mut [Candidate], is_program: &[bool]) {
             }
             _ => 0.0,
         };
-        cands[i].score = Some(score);
+        if as_score {
+            cands[i].score = Some(score);
+        }
+        cands[i].signals.insert(AGREEMENT.into(), score);
     }
 }
 
@@ -257,10 +264,8 @@ impl Strategy for Mixed {
             &spec,
         )?;
         run_programs(cx, &mut cands[cot..], &self.limits);
-        if self.agreement {
-            let is_program: Vec<bool> = (0..cands.len()).map(|i| i >= cot).collect();
-            agreement_scores(&mut cands, &is_program);
-        }
+        let is_program: Vec<bool> = (0..cands.len()).map(|i| i >= cot).collect();
+        agreement_scores(&mut cands, &is_program, self.agreement);
         let chosen = select(&cands, self.vote);
         Ok(Solution::new(self.name(), cands, chosen, stats).scored(scoring_ms, None))
     }
@@ -292,6 +297,7 @@ mod tests {
             tokens: 1,
             finish: None,
             error: None,
+            signals: Default::default(),
         }
     }
 
@@ -306,11 +312,16 @@ mod tests {
             c(None),
         ];
         let is_program = [false, false, false, true, true];
-        agreement_scores(&mut cs, &is_program);
-        let s: Vec<f64> = cs.iter().map(|c| c.score.unwrap()).collect();
+        let before: Vec<Option<f64>> = cs.iter().map(|c| c.score).collect();
+        agreement_scores(&mut cs, &is_program, false);
+        let signal: Vec<f64> = cs.iter().map(|c| c.signals[AGREEMENT]).collect();
         // A CoT "4" agrees with 1 of 2 programs; "5" with none; the program "4.0" with
         // 2 of 3 chains; the failed program scores 0.
-        assert_eq!(s, vec![0.5, 0.5, 0.0, 2.0 / 3.0, 0.0]);
+        assert_eq!(signal, vec![0.5, 0.5, 0.0, 2.0 / 3.0, 0.0]);
+        assert_eq!(cs.iter().map(|c| c.score).collect::<Vec<_>>(), before);
+        agreement_scores(&mut cs, &is_program, true);
+        let s: Vec<f64> = cs.iter().map(|c| c.score.unwrap()).collect();
+        assert_eq!(s, signal);
     }
 
     #[test]

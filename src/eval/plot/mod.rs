@@ -20,6 +20,7 @@
 //! in chart units in `prepare`, label and legend placement in `layout`, the drawing
 //! itself in `draw`.
 
+mod by_n;
 mod draw;
 mod font;
 mod layout;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+pub use by_n::plot_accuracy_vs_n;
 use draw::draw_chart;
 use font::ensure_font;
 use prepare::Prepared;
@@ -159,6 +161,43 @@ pub fn plot_accuracy_vs_tokens(
         total: points.len(),
     })?;
 
+    write_chart(&TokensChart { data: &data, title }, stem, (WIDTH, HEIGHT))
+}
+
+/// A chart that can be drawn on either backend; `text_dy` shifts vertically centred
+/// text down by that many pixels (the PNG rasteriser places it higher than SVG
+/// renderers do).
+trait Chart {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+        text_dy: i32,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static;
+}
+
+struct TokensChart<'a> {
+    data: &'a Prepared,
+    title: &'a str,
+}
+
+impl Chart for TokensChart<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+        text_dy: i32,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_chart(root, self.data, self.title, text_dy)
+    }
+}
+
+/// Writes `chart` as `<stem>.svg` and `<stem>.png` of `size` pixels: the font loaded
+/// and the folder made first.
+fn write_chart(chart: &impl Chart, stem: &Path, size: (u32, u32)) -> Result<(), PlotError> {
     let svg_path = with_suffix(stem, ".svg");
     let png_path = with_suffix(stem, ".png");
 
@@ -175,8 +214,9 @@ pub fn plot_accuracy_vs_tokens(
     }
 
     {
-        let root = SVGBackend::new(&svg_path, (WIDTH, HEIGHT)).into_drawing_area();
-        draw_chart(&root, &data, title, 0)
+        let root = SVGBackend::new(&svg_path, size).into_drawing_area();
+        chart
+            .draw(&root, 0)
             .and_then(|()| root.present().map_err(|e| e.to_string()))
             .map_err(|message| PlotError::Draw {
                 file: svg_path.clone(),
@@ -184,11 +224,12 @@ pub fn plot_accuracy_vs_tokens(
             })?;
     }
     {
-        let root = BitMapBackend::new(&png_path, (WIDTH, HEIGHT)).into_drawing_area();
+        let root = BitMapBackend::new(&png_path, size).into_drawing_area();
         // plotters' ab_glyph rasteriser puts vertically centred text about
         // 0.12 em higher than SVG renderers do; compensate for our labels.
         let text_dy = (LABEL_SIZE * 0.12).round() as i32;
-        draw_chart(&root, &data, title, text_dy)
+        chart
+            .draw(&root, text_dy)
             .and_then(|()| root.present().map_err(|e| e.to_string()))
             .map_err(|message| PlotError::Draw {
                 file: png_path.clone(),
