@@ -28,6 +28,7 @@ pub mod bench;
 pub mod durable;
 pub mod eval;
 pub mod models;
+pub mod probe;
 pub mod serve;
 
 /// The names most programs need.

@@ -38,6 +38,8 @@ enum Command {
     RunProgram(cli::run_program::RunProgramArgs),
     /// Serve an OpenAI-compatible API that runs a strategy per request.
     Serve(cli::serve::ServeArgs),
+    /// Train a correctness probe on the policy's hidden states (for --scorer probe).
+    TrainProbe(cli::train_probe::TrainProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::FetchModel(a) => cli::fetch_model::run(a),
         Command::RunProgram(a) => cli::run_program::run(a),
         Command::Serve(a) => cli::serve::run(a),
+        Command::TrainProbe(a) => cli::train_probe::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

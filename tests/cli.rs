@@ -830,3 +830,173 @@ fn strategies_lists_the_registry_and_the_help_cannot_drift() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_probe_trains_scores_and_refuses_what_does_not_fit() {
+    let dir = std::env::temp_dir().join(format!("ponder-cli-probe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Sums SmolLM2 gets right some of the time: both labels occur.
+    let data: String = [
+        (1, 1),
+        (2, 2),
+        (3, 4),
+        (10, 5),
+        (7, 8),
+        (20, 30),
+        (6, 6),
+        (9, 1),
+    ]
+    .iter()
+    .map(|(a, b)| {
+        format!(
+            "{{\"question\": \"What is {a} + {b}?\", \"answer\": \"#### {}\"}}\n",
+            a + b
+        )
+    })
+    .collect();
+    let data_path = dir.join("sums.jsonl");
+    std::fs::write(&data_path, data).unwrap();
+    let probe = dir.join("probe.json");
+    let (data_s, probe_s) = (data_path.to_string_lossy(), probe.to_string_lossy());
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train-probe",
+            "--model",
+            "smollm2",
+            "--dataset",
+            &data_s,
+            "--samples",
+            "4",
+            "--max-tokens",
+            "64",
+        ];
+        args.extend_from_slice(extra);
+        ponder(&args)
+    };
+    let o = train(&["--out", &probe_s]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains("8 problems (0..6 train, 6..8 validate) × 4 samples"),
+        "{text}"
+    );
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&probe).unwrap()).unwrap();
+    let model = ponder::models::test_model().unwrap();
+    assert_eq!(
+        file["model"]["sha256"],
+        ponder::models::checksum(&model).unwrap().as_str()
+    );
+    assert_eq!(file["model"]["n_embd"], 576);
+    assert_eq!(file["weights"].as_array().unwrap().len(), 576);
+
+    // Best-of-n by the probe: every candidate scored in (0, 1) from hidden states.
+    let solve = |extra: &[&str]| {
+        let mut args = vec![
+            "solve",
+            "What is 3 + 5?",
+            "--n",
+            "3",
+            "--max-tokens",
+            "48",
+            "--scorer",
+            "probe",
+            "--vote",
+            "naive",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ponder(&args)
+    };
+    let o = solve(&["--probe", &probe_s]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sol: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cands = sol["candidates"].as_array().unwrap();
+    assert_eq!(cands.len(), 3);
+    for c in cands {
+        let s = c["score"].as_f64().unwrap();
+        assert!(s > 0.0 && s < 1.0, "{c}");
+        assert_eq!(c["signals"]["probe"].as_f64(), Some(s));
+    }
+
+    // What does not fit is named.
+    let other = dir.join("other.json");
+    let mut f = file.clone();
+    f["model"]["sha256"] = "ab".repeat(32).into();
+    std::fs::write(&other, f.to_string()).unwrap();
+    let narrow = dir.join("narrow.json");
+    let mut f = file.clone();
+    f["model"]["n_embd"] = 2.into();
+    f["mean"] = serde_json::json!([0.0, 0.0]);
+    f["scale"] = serde_json::json!([1.0, 1.0]);
+    f["weights"] = serde_json::json!([0.0, 0.0]);
+    std::fs::write(&narrow, f.to_string()).unwrap();
+    let junk = dir.join("junk.json");
+    std::fs::write(&junk, "not a probe").unwrap();
+    let (other, narrow, junk) = (
+        other.to_string_lossy(),
+        narrow.to_string_lossy(),
+        junk.to_string_lossy(),
+    );
+    let no_gold = dir.join("questions.jsonl");
+    std::fs::write(&no_gold, "{\"question\": \"What is 2 + 2?\"}\n").unwrap();
+    let no_gold = no_gold.to_string_lossy();
+    let cases: Vec<(std::process::Output, String)> = vec![
+        (
+            solve(&["--probe", &other]),
+            "was trained on SmolLM2-135M-Instruct.Q4_1.gguf (sha256 abab".into(),
+        ),
+        (
+            solve(&["--probe", &narrow]),
+            "reads hidden states of width 2, but this model's are 576 wide".into(),
+        ),
+        (
+            solve(&["--probe", &junk]),
+            "junk.json does not parse".into(),
+        ),
+        (solve(&[]), "--scorer probe needs --probe FILE".into()),
+        (
+            ponder(&["solve", "q", "--probe", &probe_s]),
+            "--probe is read only by --scorer probe".into(),
+        ),
+        (
+            ponder(&[
+                "solve",
+                "q",
+                "--strategy",
+                "rsd",
+                "--draft-model",
+                "smollm2",
+                "--scorer",
+                "probe",
+                "--probe",
+                &probe_s,
+            ]),
+            "the steps it scores are the draft model's".into(),
+        ),
+        (
+            ponder(&[
+                "train-probe",
+                "--model",
+                "smollm2",
+                "--dataset",
+                &no_gold,
+                "--out",
+                &probe_s,
+            ]),
+            "a probe trains on problems with gold answers".into(),
+        ),
+        (
+            train(&["--out", &probe_s, "--validation", "1"]),
+            "invalid validation: 1 (must be in [0, 1))".into(),
+        ),
+    ];
+    for (o, needle) in cases {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{needle}");
+        assert!(err.contains(&needle), "{needle}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

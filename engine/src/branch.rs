@@ -78,10 +78,21 @@ impl Branch {
     pub fn certainty(&self) -> &[f32] {
         &self.certainty
     }
-    /// Hidden states recorded by `extend` calls with [`GenSpec::hidden`], one per token
-    /// they sampled, in order: the final-layer state at the position that predicted it.
+    /// Hidden states recorded by `extend` calls with [`GenSpec::hidden`] (or through a
+    /// [`Session::recording_hidden`]): the final-layer state at the position that
+    /// predicted each sampled token. Empty until one is recorded; from then on one entry
+    /// per completion token, empty where a token has none (appended text).
     pub fn hidden(&self) -> &[Vec<f32>] {
         &self.hidden
+    }
+    /// The hidden state of the last of the first `completion_len` tokens that has one.
+    pub fn last_hidden(&self, completion_len: usize) -> Option<&[f32]> {
+        let upto = completion_len.min(self.hidden.len());
+        self.hidden[..upto]
+            .iter()
+            .rev()
+            .find(|h| !h.is_empty())
+            .map(Vec::as_slice)
     }
     /// How the last `extend` ended.
     pub fn finish(&self) -> Option<&Finish> {
@@ -206,7 +217,14 @@ impl Branch {
         self.tokens.extend_from_slice(&c.tokens);
         self.logprobs.extend_from_slice(&c.logprobs);
         self.certainty.extend_from_slice(&c.certainty);
-        self.hidden.extend(c.hidden);
+        // Once any state is recorded, one entry per token: empty where none was (appended
+        // text, an extend that asked for none), so entry i is token i's.
+        if !c.hidden.is_empty() || !self.hidden.is_empty() {
+            self.hidden
+                .resize_with(self.tokens.len() - c.tokens.len(), Vec::new);
+            self.hidden.extend(c.hidden);
+            self.hidden.resize_with(self.tokens.len(), Vec::new);
+        }
         self.piece_lens.extend_from_slice(&c.piece_lens);
         self.bytes.extend_from_slice(&c.bytes);
         if let Some(rng) = c.rng {

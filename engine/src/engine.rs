@@ -282,6 +282,7 @@ impl Engine {
     pub fn session(&self, seed: u64, problem: u64, budget: Budget) -> Session {
         Session {
             engine: self.clone(),
+            hidden: false,
             shared: Arc::new(SessionShared {
                 seed,
                 problem,
@@ -298,10 +299,21 @@ impl Engine {
 #[derive(Clone)]
 pub struct Session {
     pub(crate) engine: Engine,
+    /// Every extend through this handle records hidden states, whatever its spec says.
+    pub(crate) hidden: bool,
     pub(crate) shared: Arc<SessionShared>,
 }
 
 impl Session {
+    /// This session, recording the final-layer hidden state of every token any extend
+    /// through it samples (as if each [`GenSpec::hidden`] were set): for a scorer that
+    /// reads them (a probe), whatever search drives the session. The engine must have
+    /// been loaded with hidden states, else every extend is refused.
+    pub fn recording_hidden(mut self) -> Self {
+        self.hidden = true;
+        self
+    }
+
     /// The engine this session's branches live on.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -382,6 +394,16 @@ impl Session {
         spec: &GenSpec,
     ) -> Result<()> {
         spec.validate()?;
+        let with_hidden;
+        let spec = if self.hidden && !spec.hidden {
+            with_hidden = GenSpec {
+                hidden: true,
+                ..spec.clone()
+            };
+            &with_hidden
+        } else {
+            spec
+        };
         if spec.hidden && self.engine.info().n_embd == 0 {
             return Err(crate::error::invalid(
                 "hidden states",

@@ -56,6 +56,9 @@ impl Scorer for Weighted {
     fn name(&self) -> &str {
         &self.name
     }
+    fn needs_hidden(&self) -> bool {
+        self.parts.iter().any(|(_, s)| s.needs_hidden())
+    }
     fn score(&self, s: &Sample<'_>) -> Result<f64, ScoreError> {
         Ok(self.score_batch(std::slice::from_ref(s))?[0])
     }

@@ -28,11 +28,13 @@
 mod combine;
 mod model_free;
 mod prm;
+pub mod probe;
 mod track;
 mod verifier;
 pub use combine::Weighted;
 pub use model_free::{MeanLogprob, SelfCertainty};
 pub use prm::{Prm, PrmPreset, PRM_PRESETS};
+pub use probe::{Probe, ProbeFile};
 pub use track::{StepItem, Track, TrackState};
 pub use verifier::{ArithmeticVerifier, Check};
 
@@ -117,6 +119,9 @@ pub struct Sample<'a> {
     /// The problem's budget, when known: a model-backed scorer stops at its deadline or
     /// cancel flag (its token cap is the policy's, not the scorer's).
     pub budget: Option<&'a Budget>,
+    /// The policy's final-layer hidden state at the text's last sampled token (where
+    /// the engine recorded them: see [`Scorer::needs_hidden`]).
+    pub hidden: Option<&'a [f32]>,
 }
 
 impl<'a> Sample<'a> {
@@ -128,7 +133,13 @@ impl<'a> Sample<'a> {
             logprobs: &[],
             certainty: &[],
             budget: None,
+            hidden: None,
         }
+    }
+    /// The same sample with the policy's hidden state at its last sampled token.
+    pub fn with_hidden(mut self, hidden: Option<&'a [f32]>) -> Self {
+        self.hidden = hidden;
+        self
     }
     /// The same sample, scored on behalf of a problem with this budget.
     pub fn with_budget(mut self, budget: &'a Budget) -> Self {
@@ -199,6 +210,11 @@ pub trait Scorer: Send + Sync {
     fn name(&self) -> &str {
         "custom"
     }
+    /// Whether it reads [`Sample::hidden`]: searches then record the policy's hidden
+    /// states (the engine must be loaded with them).
+    fn needs_hidden(&self) -> bool {
+        false
+    }
     /// Score one candidate.
     fn score(&self, sample: &Sample<'_>) -> Result<f64, ScoreError>;
     /// Score many; model-backed scorers override this to batch.
@@ -243,6 +259,9 @@ where
 impl<S: Scorer + ?Sized> Scorer for std::sync::Arc<S> {
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn needs_hidden(&self) -> bool {
+        (**self).needs_hidden()
     }
     fn score(&self, s: &Sample<'_>) -> Result<f64, ScoreError> {
         (**self).score(s)

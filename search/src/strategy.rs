@@ -197,6 +197,22 @@ impl Cx {
                 "an engine loaded with hidden states; the mock has none",
             );
         }
+        if needs.scorer && self.scorer.needs_hidden() {
+            if needs.draft_model {
+                return missing(
+                    "a scorer that reads text: its scorer reads the policy's hidden states, \
+                     but the steps it scores are the draft model's",
+                    "another --scorer",
+                );
+            }
+            if self.engine.info().n_embd == 0 {
+                return missing(
+                    "final-layer hidden states for its scorer",
+                    "an engine loaded with hidden states (LlamaConfig::hidden_states, or the \
+                     mock's n_embd)",
+                );
+            }
+        }
         self.check_sequences(needs.sequences)
     }
 
@@ -251,7 +267,13 @@ impl Cx {
 
     /// A session for one problem, with the run's seed and budget.
     pub fn session(&self, p: &Problem) -> ponder_engine::Session {
-        self.engine.session(self.seed, p.id, self.budget.clone())
+        let session = self.engine.session(self.seed, p.id, self.budget.clone());
+        if self.scorer.needs_hidden() {
+            // The scorer reads hidden states: every search's extends record them.
+            session.recording_hidden()
+        } else {
+            session
+        }
     }
 
     /// Turn finished branches into scored candidates with extracted answers.
@@ -268,6 +290,7 @@ impl Cx {
                 Sample::new(&p.question, t)
                     .with_logprobs(b.logprobs())
                     .with_certainty(b.certainty())
+                    .with_hidden(b.last_hidden(usize::MAX))
                     .with_budget(&self.budget)
             })
             .collect();

@@ -206,6 +206,9 @@ pub enum ScorerKind {
     Prm,
     /// An instruct model asked "is this step correct?" (P(Yes) vs P(No)).
     Judge,
+    /// A correctness probe on the policy's own hidden states (--probe FILE, made by
+    /// `ponder train-probe`): no second model.
+    Probe,
 }
 
 /// What shapes a run besides the strategies' own settings.
@@ -242,6 +245,9 @@ pub struct RunArgs {
     /// The small draft model of strategies that need one (rsd; --model is the target).
     #[arg(long)]
     pub draft_model: Option<String>,
+    /// The probe file of --scorer probe (from `ponder train-probe`, for this model).
+    #[arg(long)]
+    pub probe: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -252,6 +258,16 @@ impl RunArgs {
         }
         if let Some(p) = &self.prm_preset {
             ponder::scorers::PrmPreset::load(p)?;
+        }
+        match (self.scorer, &self.probe) {
+            (ScorerKind::Probe, None) => bail!(
+                "--scorer probe needs --probe FILE (a probe trained for this model by `ponder train-probe`)"
+            ),
+            (ScorerKind::Probe, Some(p)) => {
+                ponder::scorers::ProbeFile::load(p)?;
+            }
+            (_, Some(_)) => bail!("--probe is read only by --scorer probe"),
+            _ => {}
         }
         Ok(())
     }
@@ -270,6 +286,9 @@ impl RunArgs {
             "aggregate": self.aggregate,
             "budget_tokens": self.budget_tokens,
         });
+        if let Some(p) = &self.probe {
+            s["probe"] = p.display().to_string().into();
+        }
         if let Some(d) = &self.draft_model {
             s["draft_model"] = name(Some(d)).into();
         }
@@ -344,7 +363,8 @@ impl RunArgs {
         } else {
             None
         };
-        let hidden = needs.iter().any(|n| n.hidden_states);
+        let probe = needs.iter().any(|n| n.scorer) && self.scorer == ScorerKind::Probe;
+        let hidden = probe || needs.iter().any(|n| n.hidden_states);
         let engine = m.load(work, hidden)?;
         let scorer_engine = if needs.iter().any(|n| n.scorer) {
             self.scorer_engine(m, work)?
@@ -371,7 +391,11 @@ impl RunArgs {
         };
         cx.draft = draft;
         cx.layers = layers;
-        cx.scorer = self.scorer(scorer_engine, strategies)?;
+        cx.scorer = if probe {
+            self.probe_scorer(&target, &cx.engine)?
+        } else {
+            self.scorer(scorer_engine, strategies)?
+        };
         // Model-written programs run in a capped child process, never in this one.
         cx.programs = super::run_program::executor()?;
         Ok(cx)
@@ -409,7 +433,8 @@ impl RunArgs {
             (ScorerKind::Logprob, _) => Arc::new(sc::MeanLogprob),
             (ScorerKind::SelfCertainty, _) => Arc::new(sc::SelfCertainty),
             (ScorerKind::Verifier, _) => Arc::new(sc::ArithmeticVerifier::default()),
-            (kind @ (ScorerKind::Prm | ScorerKind::Judge), Some(e)) => {
+            (ScorerKind::Prm | ScorerKind::Judge, Some(e)) => {
+                let kind = self.scorer;
                 let default = if kind == ScorerKind::Prm {
                     "math-shepherd"
                 } else {
@@ -428,8 +453,27 @@ impl RunArgs {
                 }
                 Arc::new(prm)
             }
-            // No strategy consults it: a placeholder that is never called.
-            (_, None) => Arc::new(sc::MeanLogprob),
+            // No strategy consults it (or the probe, built apart): a placeholder that
+            // is never called.
+            _ => Arc::new(sc::MeanLogprob),
         })
+    }
+
+    /// The --probe file's probe for the policy model at `model` (loaded as `engine`),
+    /// refused when it was made for another model or hidden width.
+    fn probe_scorer(
+        &self,
+        model: &std::path::Path,
+        engine: &Engine,
+    ) -> Result<Arc<dyn ponder::scorers::Scorer>> {
+        let path = self
+            .probe
+            .as_deref()
+            .context("--scorer probe needs --probe FILE")?;
+        let file = ponder::scorers::ProbeFile::load(path)?;
+        let sha = ponder::models::checksum(model)
+            .with_context(|| format!("checksumming {}", model.display()))?;
+        let probe = ponder::scorers::Probe::new(file, path, &sha, engine.info().n_embd as usize)?;
+        Ok(Arc::new(probe))
     }
 }

@@ -11,6 +11,7 @@ pub mod run_program;
 pub mod serve;
 pub mod solve;
 pub mod strategies;
+pub mod train_probe;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;

@@ -9,6 +9,7 @@
 
 mod fetch;
 mod verify;
+pub use verify::{checksum, sha256_file};
 
 use std::path::{Path, PathBuf};
 

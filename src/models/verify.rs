@@ -105,6 +105,21 @@ pub(super) fn cached(path: &Path, spec: &ModelSpec) -> Result<(), FetchError> {
     remember(path, &hash)
 }
 
+/// A file's SHA-256: from its marker when one was written for its current size and
+/// modification time (a cached model's), else read in full (nothing is written beside
+/// a file ponder did not fetch).
+pub fn checksum(path: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if let Ok(text) = std::fs::read_to_string(marker(path)) {
+        if let Some((hash, at)) = text.trim().split_once(' ') {
+            if at == stamp(&meta) && hash.len() == 64 {
+                return Ok(hash.to_string());
+            }
+        }
+    }
+    sha256_file(path)
+}
+
 /// Write the marker for a file just checked to have checksum `hash`.
 pub(super) fn remember(path: &Path, hash: &str) -> Result<(), FetchError> {
     let m = marker(path);

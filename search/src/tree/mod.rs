@@ -195,7 +195,8 @@ impl<'a> Tree<'a> {
                 step,
                 sample: Sample::new(&self.problem.question, text)
                     .with_logprobs(&branch.logprobs()[..len])
-                    .with_certainty(&branch.certainty()[..len]),
+                    .with_certainty(&branch.certainty()[..len])
+                    .with_hidden(branch.last_hidden(len)),
             }];
             let values = self
                 .cx
@@ -317,7 +318,8 @@ impl<'a> Tree<'a> {
                 step,
                 sample: Sample::new(&self.problem.question, text)
                     .with_logprobs(branch.logprobs())
-                    .with_certainty(branch.certainty()),
+                    .with_certainty(branch.certainty())
+                    .with_hidden(branch.last_hidden(usize::MAX)),
             });
         }
         let t = std::time::Instant::now();
