@@ -10,7 +10,7 @@ use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
 use ponder_engine::{GenSpec, SamplingParams};
-use ponder_scorers::probe::{ProbeFile, ProbeModel, ProbeTraining, FINAL_LAYER, FORMAT};
+use ponder_scorers::probe::{Logistic, ProbeFile, ProbeModel, ProbeTraining, FINAL_LAYER, FORMAT};
 use ponder_search::answer::{equivalent, extract_answer};
 use ponder_search::{Cx, Problem, SearchError};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -263,35 +263,8 @@ fn step_ends(text: &str, rest_len: impl Fn(usize) -> usize, n: usize) -> Vec<usi
         .collect()
 }
 
-/// A fitted probe: standardisation and weights.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Fitted {
-    /// Per-feature mean.
-    pub mean: Vec<f64>,
-    /// Per-feature standard deviation (1 where it is 0).
-    pub scale: Vec<f64>,
-    /// Per-feature weight on the standardised state.
-    pub weights: Vec<f64>,
-    /// The intercept.
-    pub bias: f64,
-}
-
-impl Fitted {
-    /// P(right) of one state.
-    pub fn predict(&self, x: &[f32]) -> f64 {
-        let z: f64 = self.bias
-            + x.iter()
-                .zip(&self.mean)
-                .zip(&self.scale)
-                .zip(&self.weights)
-                .map(|(((&x, m), s), w)| w * (x as f64 - m) / s)
-                .sum::<f64>();
-        1.0 / (1.0 + (-z).exp())
-    }
-}
-
 /// Fit the regression on these examples (all of one width).
-pub fn fit(examples: &[&Example], alpha: f64, max_iterations: u64) -> Result<Fitted, TrainError> {
+pub fn fit(examples: &[&Example], alpha: f64, max_iterations: u64) -> Result<Logistic, TrainError> {
     let right = examples.iter().filter(|e| e.right).count();
     if right == 0 || right == examples.len() {
         return Err(TrainError::OneClass {
@@ -334,7 +307,7 @@ pub fn fit(examples: &[&Example], alpha: f64, max_iterations: u64) -> Result<Fit
         .map_err(|e| TrainError::Fit(e.to_string()))?;
     // linfa's positive class is the larger label: `true`; say so rather than assume it.
     let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
-    Ok(Fitted {
+    Ok(Logistic {
         mean,
         scale,
         weights: model.params().iter().map(|w| sign * w).collect(),
@@ -343,7 +316,7 @@ pub fn fit(examples: &[&Example], alpha: f64, max_iterations: u64) -> Result<Fit
 }
 
 /// AUROC of the fitted probe over the last-token states of these examples.
-pub fn last_token_auroc(f: &Fitted, examples: &[&Example]) -> Option<f64> {
+pub fn last_token_auroc(f: &Logistic, examples: &[&Example]) -> Option<f64> {
     let scored: Vec<(f64, bool)> = examples
         .iter()
         .filter(|e| e.last)
@@ -401,10 +374,7 @@ pub fn train(
             train_auroc: last_token_auroc(&fitted, &train),
             validation_auroc: last_token_auroc(&fitted, &valid),
         },
-        mean: fitted.mean,
-        scale: fitted.scale,
-        weights: fitted.weights,
-        bias: fitted.bias,
+        logistic: fitted,
     })
 }
 

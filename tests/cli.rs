@@ -889,7 +889,7 @@ fn a_probe_trains_scores_and_refuses_what_does_not_fit() {
         ponder::models::checksum(&model).unwrap().as_str()
     );
     assert_eq!(file["model"]["n_embd"], 576);
-    assert_eq!(file["weights"].as_array().unwrap().len(), 576);
+    assert_eq!(file["logistic"]["weights"].as_array().unwrap().len(), 576);
 
     // Best-of-n by the probe: every candidate scored in (0, 1) from hidden states.
     let solve = |extra: &[&str]| {
@@ -928,9 +928,9 @@ fn a_probe_trains_scores_and_refuses_what_does_not_fit() {
     let narrow = dir.join("narrow.json");
     let mut f = file.clone();
     f["model"]["n_embd"] = 2.into();
-    f["mean"] = serde_json::json!([0.0, 0.0]);
-    f["scale"] = serde_json::json!([1.0, 1.0]);
-    f["weights"] = serde_json::json!([0.0, 0.0]);
+    f["logistic"] = serde_json::json!({
+        "mean": [0.0, 0.0], "scale": [1.0, 1.0], "weights": [0.0, 0.0], "bias": 0.0
+    });
     std::fs::write(&narrow, f.to_string()).unwrap();
     let junk = dir.join("junk.json");
     std::fs::write(&junk, "not a probe").unwrap();

@@ -63,7 +63,37 @@ pub struct ProbeTraining {
     pub validation_auroc: Option<f64>,
 }
 
-/// A probe as stored: `p(right) = σ(bias + Σ wᵢ·(xᵢ − meanᵢ)/scaleᵢ)`.
+/// A logistic regression on standardised features:
+/// `p(right) = σ(bias + Σ wᵢ·(xᵢ − meanᵢ)/scaleᵢ)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logistic {
+    /// Per-feature mean of the training states.
+    pub mean: Vec<f64>,
+    /// Per-feature scale (standard deviation, 1 where it was 0).
+    pub scale: Vec<f64>,
+    /// Per-feature weight on the standardised state.
+    pub weights: Vec<f64>,
+    /// The intercept.
+    pub bias: f64,
+}
+
+impl Logistic {
+    /// P(right) for one state of the regression's width.
+    pub fn predict(&self, state: &[f32]) -> f64 {
+        let z: f64 = self.bias
+            + state
+                .iter()
+                .zip(&self.mean)
+                .zip(&self.scale)
+                .zip(&self.weights)
+                .map(|(((&x, m), s), w)| w * (x as f64 - m) / s)
+                .sum::<f64>();
+        1.0 / (1.0 + (-z).exp())
+    }
+}
+
+/// A probe as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeFile {
@@ -75,14 +105,8 @@ pub struct ProbeFile {
     pub layer: String,
     /// How it was trained.
     pub training: ProbeTraining,
-    /// Per-feature mean of the training states.
-    pub mean: Vec<f64>,
-    /// Per-feature scale (standard deviation, 1 where it was 0).
-    pub scale: Vec<f64>,
-    /// Per-feature weight on the standardised state.
-    pub weights: Vec<f64>,
-    /// The intercept.
-    pub bias: f64,
+    /// The regression.
+    pub logistic: Logistic,
 }
 
 /// Why a probe file cannot be used. Each names the file.
@@ -177,10 +201,11 @@ impl ProbeFile {
         if d == 0 {
             return Err("the model's hidden width is 0".into());
         }
+        let l = &self.logistic;
         for (name, v) in [
-            ("mean", &self.mean),
-            ("scale", &self.scale),
-            ("weights", &self.weights),
+            ("mean", &l.mean),
+            ("scale", &l.scale),
+            ("weights", &l.weights),
         ] {
             if v.len() != d {
                 return Err(format!("{name} has {} values, the width is {d}", v.len()));
@@ -189,10 +214,10 @@ impl ProbeFile {
                 return Err(format!("{name}[{i}] is not a finite number"));
             }
         }
-        if let Some(i) = self.scale.iter().position(|&s| s <= 0.0) {
+        if let Some(i) = l.scale.iter().position(|&s| s <= 0.0) {
             return Err(format!("scale[{i}] is not positive"));
         }
-        if !self.bias.is_finite() {
+        if !l.bias.is_finite() {
             return Err("the bias is not a finite number".into());
         }
         Ok(())
@@ -219,15 +244,7 @@ impl ProbeFile {
 
     /// P(right) for one hidden state of the probe's width.
     pub fn predict(&self, state: &[f32]) -> f64 {
-        let z: f64 = self.bias
-            + state
-                .iter()
-                .zip(&self.mean)
-                .zip(&self.scale)
-                .zip(&self.weights)
-                .map(|(((&x, m), s), w)| w * (x as f64 - m) / s)
-                .sum::<f64>();
-        1.0 / (1.0 + (-z).exp())
+        self.logistic.predict(state)
     }
 }
 
@@ -314,10 +331,12 @@ pub(crate) mod tests {
                 train_auroc: Some(1.0),
                 validation_auroc: Some(1.0),
             },
-            mean: vec![0.5, 0.0],
-            scale: vec![0.5, 1.0],
-            weights: vec![2.0, 0.0],
-            bias: 0.0,
+            logistic: Logistic {
+                mean: vec![0.5, 0.0],
+                scale: vec![0.5, 1.0],
+                weights: vec![2.0, 0.0],
+                bias: 0.0,
+            },
         }
     }
 
@@ -381,7 +400,7 @@ pub(crate) mod tests {
         let e = ProbeFile::load(&write("b.json", "{\"format\": 1}")).unwrap_err();
         assert!(e.to_string().contains("b.json does not parse"), "{e}");
         let mut f = probe_file();
-        f.weights.pop();
+        f.logistic.weights.pop();
         let e = ProbeFile::load(&write("c.json", &serde_json::to_string(&f).unwrap())).unwrap_err();
         assert!(
             e.to_string()
