@@ -155,6 +155,14 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
             &["solve", "q", "--gpu-layers=-1"],
             "invalid value '-1' for '--gpu-layers <GPU_LAYERS>'",
         ),
+        (
+            &["solve", "q", "--prompt-style", "terse"],
+            "unknown prompt style \"terse\" (cot, concise, chain-of-draft, token-budget, or a template file",
+        ),
+        (
+            &["solve", "q", "--strategy", "pot", "--prompt-style", "concise"],
+            "pot-8-majority writes programs with its own prompt",
+        ),
     ];
     for (args, needle) in cases {
         let out = ponder(args);

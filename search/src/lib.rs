@@ -17,6 +17,7 @@
 pub mod answer;
 mod early_stop;
 pub mod program;
+pub mod prompt_style;
 pub mod registry;
 mod strategy;
 mod tree;
@@ -29,6 +30,7 @@ pub use early_stop::spec_rejection::{Round, SpecRejection};
 pub use early_stop::st_bon::{
     coe_feature, divergence, most_consistent, most_consistent_by_feature, StBoN,
 };
+pub use prompt_style::{PromptBudget, PromptStyle, Styled};
 pub use registry::{Common, Overrides, DEFAULT_MAX_TOKENS};
 pub use strategy::{
     Candidate, Cx, DraftReport, Needs, Problem, SearchError, Solution, Strategy, MATH_SYSTEM_PROMPT,

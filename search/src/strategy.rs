@@ -373,6 +373,9 @@ pub struct Solution {
     /// Reward-guided speculative decoding: the draft model's cost and its acceptance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft: Option<DraftReport>,
+    /// The token budget a `token-budget` prompt stated ([`crate::PromptStyle`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_budget: Option<crate::prompt_style::PromptBudget>,
     /// True when a budget, deadline or cancel cut the search short.
     pub truncated: bool,
 }
@@ -412,6 +415,7 @@ impl Solution {
             scorer_stats: None,
             scoring_ms: 0.0,
             draft: None,
+            prompt_budget: None,
         }
     }
 

@@ -139,6 +139,12 @@ pub struct StrategyArgs {
     /// override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// How chains of thought are asked for: cot (the system prompt as it is), concise
+    /// ("Be concise." added), chain-of-draft (a five-word draft per step), token-budget
+    /// (the model estimates a token budget first, which the prompt then states), or a
+    /// file holding a system prompt. Strategy names get the style appended.
+    #[arg(long, value_name = "STYLE", default_value = "cot", value_parser = ponder::search::PromptStyle::parse)]
+    pub prompt_style: ponder::search::PromptStyle,
 }
 
 impl StrategyArgs {
@@ -172,7 +178,10 @@ impl StrategyArgs {
 
     /// Build the named strategies, validated once (errors name the strategy and key).
     pub fn build(&self, names: &[String]) -> Result<Vec<Box<dyn Strategy>>> {
-        Ok(registry::resolve(names, &self.overrides()?)?)
+        registry::resolve(names, &self.overrides()?)?
+            .into_iter()
+            .map(|s| Ok(ponder::search::Styled::wrap(s, self.prompt_style.clone())?))
+            .collect()
     }
 }
 

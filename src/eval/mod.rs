@@ -91,6 +91,7 @@ pub fn record(item: &Item, sol: &ponder_search::Solution, seed: u64, scorer: &st
             .reduce(f64::max),
         draft_tokens: sol.draft.as_ref().map(|d| d.stats.generated_tokens),
         acceptance_rate: sol.draft.as_ref().map(|d| d.acceptance_rate),
+        prompt_budget: sol.prompt_budget,
         per_candidate: sol
             .candidates
             .iter()

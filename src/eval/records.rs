@@ -75,6 +75,10 @@ pub struct Record {
     /// RSD: draft tokens kept / draft tokens generated, in [0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acceptance_rate: Option<f64>,
+    /// The token budget a `token-budget` prompt stated (with whether the model's estimate
+    /// gave it, or the fallback did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_budget: Option<ponder_search::PromptBudget>,
     /// Every candidate, in the strategy's order (empty in records from before they were
     /// kept): what `--summary-only` re-votes at smaller N and measures AUROC on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -383,6 +387,7 @@ pub(crate) mod tests {
             best_score: None,
             draft_tokens: None,
             acceptance_rate: None,
+            prompt_budget: None,
             per_candidate: Vec::new(),
         }
     }

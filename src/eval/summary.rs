@@ -247,6 +247,7 @@ mod tests {
             best_score: None,
             draft_tokens: None,
             acceptance_rate: None,
+            prompt_budget: None,
             per_candidate: Vec::new(),
         }
     }
