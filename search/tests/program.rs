@@ -169,3 +169,46 @@ fn bad_program_settings_are_named() {
         "{err}"
     );
 }
+
+/// Adaptive pot stops as soon as the Beta rule settles the programs' results: with one
+/// program only, 4 agreeing results (two waves of 2) reach P = 31/32 ≥ 0.95; with two
+/// programs that disagree about half the time it samples on, and never past N.
+#[test]
+fn adaptive_programs_stop_once_their_results_agree() {
+    let adaptive = |n| Pot {
+        adaptive: Some(0.95),
+        wave: 2,
+        ..sampled(n)
+    };
+    let one = [("```python\ndef solution():\n    return 6 * 7\n```", 1.0)];
+    let sol = adaptive(16)
+        .solve(&cx(&[], &one), &Problem::new(0, "q"))
+        .unwrap();
+    assert_eq!(sol.strategy, "pot-16-majority-adaptive");
+    assert_eq!(sol.candidates.len(), 4, "stopped after two waves");
+    assert_eq!(sol.answer.as_deref(), Some("42"));
+    // Every candidate of the waves was run: each has its result.
+    assert!(sol.candidates.iter().all(|c| c.answer.as_deref() == Some("42")));
+    let split = [
+        ("```python\ndef solution():\n    return 6 * 7\n```", 0.5),
+        ("```python\nanswer = 40 + 1\n```", 0.5),
+    ];
+    let mut longer = 0;
+    for id in 0..6 {
+        let sol = adaptive(12)
+            .solve(&cx(&[], &split), &Problem::new(id, "q"))
+            .unwrap();
+        assert!(sol.candidates.len() <= 12);
+        longer += (sol.candidates.len() > 4) as usize;
+    }
+    assert!(longer >= 3, "a split vote rarely settles at 4: {longer} of 6 went on");
+    let bad = Pot {
+        adaptive: Some(1.0),
+        ..sampled(4)
+    };
+    let e = bad
+        .solve(&cx(&[], &one), &Problem::new(0, "q"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stopping threshold: 1 (must be in (0, 1))"), "{e}");
+}

@@ -99,25 +99,35 @@ pub fn leading_counts(cands: &[Candidate]) -> (usize, usize) {
     (at(0), at(1))
 }
 
+/// Whether these candidates settle the answer by the Beta rule at `threshold`.
+pub fn settled(cands: &[Candidate], threshold: f64) -> bool {
+    let (a, b) = leading_counts(cands);
+    a > 0 && beta_leader_probability(a, b) >= threshold
+}
+
+/// A stopping threshold must lie in (0, 1).
+pub(crate) fn check_threshold(threshold: f64) -> Result<(), SearchError> {
+    if !(threshold > 0.0 && threshold < 1.0) {
+        return Err(invalid(
+            "stopping threshold",
+            format!("{threshold} (must be in (0, 1))"),
+        ));
+    }
+    Ok(())
+}
+
 impl AdaptiveConsistency {
     /// Check the settings: N ≥ 1, wave ≥ 1, the threshold in (0, 1).
     pub fn validate(&self) -> Result<(), SearchError> {
         if self.n == 0 || self.wave == 0 {
             return Err(invalid("n and wave", "must be ≥ 1"));
         }
-        if !(self.threshold > 0.0 && self.threshold < 1.0) {
-            return Err(invalid(
-                "stopping threshold",
-                format!("{} (must be in (0, 1))", self.threshold),
-            ));
-        }
-        Ok(())
+        check_threshold(self.threshold)
     }
 
     /// Whether the candidates so far settle the answer.
     pub fn settled(&self, cands: &[Candidate]) -> bool {
-        let (a, b) = leading_counts(cands);
-        a > 0 && beta_leader_probability(a, b) >= self.threshold
+        settled(cands, self.threshold)
     }
 }
 
@@ -142,8 +152,15 @@ impl Strategy for AdaptiveConsistency {
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate()?;
         let spec = GenSpec::new(self.sampling, self.max_tokens);
-        let (candidates, stats, scoring_ms) =
-            sample_in_waves(cx, problem, (self.n, self.wave), &spec, |c| self.settled(c))?;
+        let (candidates, stats, scoring_ms) = sample_in_waves(
+            cx,
+            problem,
+            &cx.prompt(problem)?,
+            (self.n, self.wave),
+            &spec,
+            |_| {},
+            |c| self.settled(c),
+        )?;
         let chosen = select(&candidates, Vote::Majority);
         Ok(Solution::new(self.name(), candidates, chosen, stats).scored(scoring_ms, None))
     }

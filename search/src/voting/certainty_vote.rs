@@ -72,12 +72,19 @@ impl Strategy for CertaintyVote {
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         self.validate()?;
         let spec = GenSpec::new(self.sampling, self.max_tokens);
-        let (candidates, stats, scoring_ms) =
-            super::sample_in_waves(cx, problem, (self.n, self.wave), &spec, |cands| {
+        let (candidates, stats, scoring_ms) = super::sample_in_waves(
+            cx,
+            problem,
+            &cx.prompt(problem)?,
+            (self.n, self.wave),
+            &spec,
+            |_| {},
+            |cands| {
                 let answers: Vec<Option<&str>> =
                     cands.iter().map(|c| c.answer.as_deref()).collect();
                 certaindex(&answers) >= self.threshold
-            })?;
+            },
+        )?;
         let chosen = select(&candidates, Vote::Majority);
         Ok(Solution::new(self.name(), candidates, chosen, stats).scored(scoring_ms, None))
     }

@@ -39,6 +39,12 @@ pub struct Pot {
     pub prompt: String,
     /// What each program may use (steps, heap, call depth, source size, time).
     pub limits: Limits,
+    /// Stop early (adaptive consistency over programs, `strategies.md` §5.5): sample
+    /// programs in waves and stop once the Beta rule's P(the leading result stays the
+    /// leader) reaches this, in (0, 1) (the paper's 0.95); None: all N.
+    pub adaptive: Option<f64>,
+    /// Programs per wave when `adaptive` is set (≥ 1).
+    pub wave: usize,
 }
 
 impl Default for Pot {
@@ -50,6 +56,8 @@ impl Default for Pot {
             vote: Vote::Majority,
             prompt: PROGRAM_PROMPT.into(),
             limits: Limits::default(),
+            adaptive: None,
+            wave: 2,
         }
     }
 }
@@ -184,15 +192,20 @@ impl Strategy for Pot {
         crate::strategy::settings_of(self)
     }
     fn name(&self) -> String {
-        if self.n == 1 && self.sampling.is_greedy() {
-            "pot-greedy".into()
-        } else {
-            format!("pot-{}-{}", self.n, self.vote.label())
+        match self.adaptive {
+            _ if self.n == 1 && self.sampling.is_greedy() => "pot-greedy".into(),
+            None => format!("pot-{}-{}", self.n, self.vote.label()),
+            Some(t) if t == 0.95 => format!("pot-{}-{}-adaptive", self.n, self.vote.label()),
+            Some(t) => format!("pot-{}-{}-adaptive{t}", self.n, self.vote.label()),
         }
     }
     fn needs(&self) -> Needs {
         Needs {
-            sequences: self.n,
+            // Adaptive: the root and one wave at a time.
+            sequences: match self.adaptive {
+                Some(_) => self.wave.min(self.n) + 1,
+                None => self.n,
+            },
             max_tokens: self.max_tokens,
             scorer: self.vote != Vote::Majority,
             ..Needs::default()
@@ -200,11 +213,26 @@ impl Strategy for Pot {
     }
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError> {
         crate::registry::Settings::check(self)?;
-        cx.check_sequences(self.n)?;
+        cx.check_sequences(self.needs().sequences)?;
         let prompt = cx.prompt_with(&cx.engine, Some(&self.prompt), problem)?;
         let spec = spec(self.sampling, self.max_tokens);
-        let (mut cands, stats, scoring_ms) = sample_from(cx, problem, &[(&prompt, self.n)], &spec)?;
-        run_programs(cx, &mut cands, &self.limits);
+        let run = |c: &mut [Candidate]| run_programs(cx, c, &self.limits);
+        let (cands, stats, scoring_ms) = match self.adaptive {
+            None => {
+                let (mut cands, stats, ms) = sample_from(cx, problem, &[(&prompt, self.n)], &spec)?;
+                run(&mut cands);
+                (cands, stats, ms)
+            }
+            Some(t) => super::sample_in_waves(
+                cx,
+                problem,
+                &prompt,
+                (self.n, self.wave),
+                &spec,
+                run,
+                |c| super::adaptive::settled(c, t),
+            )?,
+        };
         let chosen = select(&cands, self.vote);
         Ok(Solution::new(self.name(), cands, chosen, stats).scored(scoring_ms, None))
     }
@@ -229,7 +257,14 @@ fn check_sampled_programs(
 impl crate::registry::Settings for Pot {
     const N: Option<&'static str> = Some("n");
     fn check(&self) -> Result<(), SearchError> {
-        check_sampled_programs(&self.sampling, self.max_tokens, self.n, &self.limits)
+        check_sampled_programs(&self.sampling, self.max_tokens, self.n, &self.limits)?;
+        if let Some(t) = self.adaptive {
+            super::adaptive::check_threshold(t)?;
+            if self.wave == 0 {
+                return Err(invalid("wave", "0 (must be ≥ 1)"));
+            }
+        }
+        Ok(())
     }
 }
 
