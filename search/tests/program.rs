@@ -188,7 +188,10 @@ fn adaptive_programs_stop_once_their_results_agree() {
     assert_eq!(sol.candidates.len(), 4, "stopped after two waves");
     assert_eq!(sol.answer.as_deref(), Some("42"));
     // Every candidate of the waves was run: each has its result.
-    assert!(sol.candidates.iter().all(|c| c.answer.as_deref() == Some("42")));
+    assert!(sol
+        .candidates
+        .iter()
+        .all(|c| c.answer.as_deref() == Some("42")));
     let split = [
         ("```python\ndef solution():\n    return 6 * 7\n```", 0.5),
         ("```python\nanswer = 40 + 1\n```", 0.5),
@@ -201,7 +204,10 @@ fn adaptive_programs_stop_once_their_results_agree() {
         assert!(sol.candidates.len() <= 12);
         longer += (sol.candidates.len() > 4) as usize;
     }
-    assert!(longer >= 3, "a split vote rarely settles at 4: {longer} of 6 went on");
+    assert!(
+        longer >= 3,
+        "a split vote rarely settles at 4: {longer} of 6 went on"
+    );
     let bad = Pot {
         adaptive: Some(1.0),
         ..sampled(4)
@@ -210,5 +216,8 @@ fn adaptive_programs_stop_once_their_results_agree() {
         .solve(&cx(&[], &one), &Problem::new(0, "q"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("stopping threshold: 1 (must be in (0, 1))"), "{e}");
+    assert!(
+        e.contains("stopping threshold: 1 (must be in (0, 1))"),
+        "{e}"
+    );
 }

@@ -195,7 +195,7 @@ impl Strategy for Pot {
         match self.adaptive {
             _ if self.n == 1 && self.sampling.is_greedy() => "pot-greedy".into(),
             None => format!("pot-{}-{}", self.n, self.vote.label()),
-            Some(t) if t == 0.95 => format!("pot-{}-{}-adaptive", self.n, self.vote.label()),
+            Some(0.95) => format!("pot-{}-{}-adaptive", self.n, self.vote.label()),
             Some(t) => format!("pot-{}-{}-adaptive{t}", self.n, self.vote.label()),
         }
     }
