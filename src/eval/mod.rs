@@ -268,6 +268,17 @@ mod tests {
     use serde_json::json;
     use std::sync::Arc;
 
+    /// A context on the mock backend that writes these texts with these weights.
+    fn choice_cx(texts: &[(&str, f32)]) -> Cx {
+        let model = ChoiceModel::new(texts);
+        let engine = Engine::mock(MockConfig {
+            model: Arc::new(model),
+            ..Default::default()
+        })
+        .unwrap();
+        Cx::new(engine)
+    }
+
     fn items(n: usize) -> Vec<Item> {
         (0..n)
             .map(|i| Item {
@@ -281,13 +292,7 @@ mod tests {
 
     #[test]
     fn resume_skips_done_work_without_duplicates() {
-        let model = ChoiceModel::new(&[("so \\boxed{5}", 0.6), ("so \\boxed{7}", 0.4)]);
-        let engine = Engine::mock(MockConfig {
-            model: Arc::new(model),
-            ..Default::default()
-        })
-        .unwrap();
-        let cx = Cx::new(engine);
+        let cx = choice_cx(&[("so \\boxed{5}", 0.6), ("so \\boxed{7}", 0.4)]);
         let strategies = vec![
             build("greedy", &json!({"max_tokens": 32})).unwrap(),
             build("best-of-n", &json!({"n": 4, "max_tokens": 32})).unwrap(),
@@ -365,13 +370,7 @@ mod tests {
 
     #[test]
     fn records_keep_every_candidate_and_the_summary_revotes_them() {
-        let model = ChoiceModel::new(&[("so \\boxed{5}", 0.6), ("so \\boxed{7}", 0.4)]);
-        let engine = Engine::mock(MockConfig {
-            model: Arc::new(model),
-            ..Default::default()
-        })
-        .unwrap();
-        let cx = Cx::new(engine);
+        let cx = choice_cx(&[("so \\boxed{5}", 0.6), ("so \\boxed{7}", 0.4)]);
         let strategies = vec![build("best-of-n", &json!({"n": 4, "max_tokens": 32})).unwrap()];
         let dir = std::env::temp_dir().join(format!("ponder-eval-cands-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -420,13 +419,7 @@ mod tests {
 
     #[test]
     fn a_full_disk_stops_the_run_with_a_clear_error_and_a_readable_file() {
-        let model = ChoiceModel::new(&[("so \\boxed{5}", 1.0)]);
-        let engine = Engine::mock(MockConfig {
-            model: Arc::new(model),
-            ..Default::default()
-        })
-        .unwrap();
-        let cx = Cx::new(engine);
+        let cx = choice_cx(&[("so \\boxed{5}", 1.0)]);
         let strategies = vec![build("best-of-n", &json!({"n": 2, "max_tokens": 16})).unwrap()];
         let dir = std::env::temp_dir().join(format!("ponder-eval-full-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
