@@ -156,6 +156,10 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
             "invalid value '-1' for '--gpu-layers <GPU_LAYERS>'",
         ),
         (
+            &["solve", "q", "--strategy", "cascade", "--set", "stages=[]"],
+            "cascade: invalid stages: none (a cascade needs at least one stage)",
+        ),
+        (
             &["solve", "q", "--prompt-style", "terse"],
             "unknown prompt style \"terse\" (cot, concise, chain-of-draft, token-budget, or a template file",
         ),

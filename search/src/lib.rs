@@ -44,6 +44,7 @@ pub use tree::{StepUnit, Steps};
 pub use two_model::rsd::{Reward as RsdReward, Rsd};
 pub use vote::Vote;
 pub use voting::best_of_n::{BestOfN, Greedy};
+pub use voting::cascade::{Cascade, Stage, StageReport};
 pub use voting::certainty_vote::CertaintyVote;
 pub use voting::length_vote::{self, LengthVote};
 pub use voting::program::{agreement_scores, Mixed, Pot, PROGRAM_PROMPT};

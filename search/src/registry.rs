@@ -95,6 +95,7 @@ pub static REGISTRY: std::sync::LazyLock<Vec<Entry>> = std::sync::LazyLock::new(
         entry::<crate::voting::adaptive::AdaptiveConsistency>("adaptive-consistency"),
         entry::<crate::Pot>("pot"),
         entry::<crate::Mixed>("mixed"),
+        entry::<crate::Cascade>("cascade"),
         entry::<SpecRejection>("spec-rejection"),
         entry::<StBoN>("st-bon"),
         entry::<EarlyExit>("early-exit"),

@@ -376,6 +376,9 @@ pub struct Solution {
     /// The token budget a `token-budget` prompt stated ([`crate::PromptStyle`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_budget: Option<crate::prompt_style::PromptBudget>,
+    /// A cascade's stages, in the order they ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<crate::voting::cascade::StageReport>,
     /// True when a budget, deadline or cancel cut the search short.
     pub truncated: bool,
 }
@@ -416,6 +419,7 @@ impl Solution {
             scoring_ms: 0.0,
             draft: None,
             prompt_budget: None,
+            stages: Vec::new(),
         }
     }
 

@@ -18,6 +18,8 @@ pub fn json(sol: &Solution, engine: &Engine, seed: u64) -> serde_json::Value {
         "scorer_stats": sol.scorer_stats,
         "scoring_ms": sol.scoring_ms,
         "draft": sol.draft,
+        "prompt_budget": sol.prompt_budget,
+        "stages": sol.stages,
     })
 }
 
@@ -84,6 +86,36 @@ pub fn print(sol: &Solution) {
             d.accepted_steps, d.steps, d.acceptance_rate, d.target_generated
         );
         print_stats("draft model", &d.stats);
+    }
+    if let Some(b) = &sol.prompt_budget {
+        let how = if b.estimated {
+            "estimated by the model"
+        } else {
+            "the fallback: the estimate held no number"
+        };
+        println!(
+            "--- prompt budget ---
+{} tokens ({how})",
+            b.tokens
+        );
+    }
+    if !sol.stages.is_empty() {
+        println!("--- cascade stages ---");
+        for (i, st) in sol.stages.iter().enumerate() {
+            println!(
+                "{}. {} · {:.0}% of its candidates agree · {} tokens · {:.2} s{}",
+                i + 1,
+                st.strategy,
+                100.0 * st.agreement,
+                st.generated_tokens,
+                st.wall_ms / 1e3,
+                if st.stood {
+                    " · its answer stood"
+                } else {
+                    " · escalated"
+                }
+            );
+        }
     }
 }
 

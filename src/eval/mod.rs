@@ -92,6 +92,7 @@ pub fn record(item: &Item, sol: &ponder_search::Solution, seed: u64, scorer: &st
         draft_tokens: sol.draft.as_ref().map(|d| d.stats.generated_tokens),
         acceptance_rate: sol.draft.as_ref().map(|d| d.acceptance_rate),
         prompt_budget: sol.prompt_budget,
+        stages: sol.stages.clone(),
         per_candidate: sol
             .candidates
             .iter()
@@ -238,6 +239,9 @@ pub fn write_summary(
     let mut csv = String::from("strategy,selection,n,accuracy\n");
     for name in &names {
         let rs: Vec<&Record> = mine.iter().filter(|r| &r.strategy == name).collect();
+        if let Some(t) = summary::stages(&rs) {
+            md.push_str(&format!("\n{name}, by stage:\n\n{t}"));
+        }
         if rs.iter().map(|r| r.per_candidate.len()).max().unwrap_or(0) < 2 {
             continue;
         }

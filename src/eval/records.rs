@@ -79,6 +79,9 @@ pub struct Record {
     /// gave it, or the fallback did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_budget: Option<ponder_search::PromptBudget>,
+    /// A cascade's stages as they ran (empty for other strategies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<ponder_search::StageReport>,
     /// Every candidate, in the strategy's order (empty in records from before they were
     /// kept): what `--summary-only` re-votes at smaller N and measures AUROC on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -388,6 +391,7 @@ pub(crate) mod tests {
             draft_tokens: None,
             acceptance_rate: None,
             prompt_budget: None,
+            stages: Vec::new(),
             per_candidate: Vec::new(),
         }
     }

@@ -101,6 +101,36 @@ pub fn summarize(records: &[Record], strategies: &[String]) -> Vec<Row> {
         .collect()
 }
 
+/// A cascade's stages over its records: how many problems reached each stage, where
+/// the answer stood, and what a stage cost where it ran (None: no record has stages).
+pub fn stages(records: &[&Record]) -> Option<String> {
+    let most = records
+        .iter()
+        .map(|r| r.stages.len())
+        .max()
+        .filter(|&m| m > 0)?;
+    let n = records.len() as f64;
+    let mut s = String::from(
+        "| stage | strategy | reached | stood there | mean tokens there | mean s there |\n\
+         |---:|---|---:|---:|---:|---:|\n",
+    );
+    for i in 0..most {
+        let ran: Vec<_> = records.iter().filter_map(|r| r.stages.get(i)).collect();
+        let name = ran.first().map_or("", |st| st.strategy.as_str());
+        let stood = ran.iter().filter(|st| st.stood).count() as f64;
+        let k = ran.len().max(1) as f64;
+        s.push_str(&format!(
+            "| {} | {name} | {:.0}% | {:.0}% | {:.0} | {:.1} |\n",
+            i + 1,
+            100.0 * ran.len() as f64 / n,
+            100.0 * stood / n,
+            ran.iter().map(|st| st.generated_tokens as f64).sum::<f64>() / k,
+            ran.iter().map(|st| st.wall_ms).sum::<f64>() / 1e3 / k,
+        ));
+    }
+    Some(s)
+}
+
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     let (sum, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     (n > 0).then(|| sum / n as f64)
@@ -248,6 +278,7 @@ mod tests {
             draft_tokens: None,
             acceptance_rate: None,
             prompt_budget: None,
+            stages: Vec::new(),
             per_candidate: Vec::new(),
         }
     }
@@ -322,5 +353,28 @@ mod tests {
             "{t}"
         );
         assert!(versus(&rows, "missing").is_none());
+    }
+
+    #[test]
+    fn cascade_stages_by_hand() {
+        let stage = |tokens, stood| ponder_search::StageReport {
+            strategy: format!("s{tokens}"),
+            generated_tokens: tokens,
+            wall_ms: 2000.0,
+            agreement: 1.0,
+            stood,
+        };
+        // Four problems: two stand at stage 1 (100 tokens there), two go on to stage 2
+        // (300 and 500 tokens there).
+        let mut rs: Vec<Record> = (0..4).map(|i| rec("c", true, i)).collect();
+        rs[0].stages = vec![stage(100, true)];
+        rs[1].stages = vec![stage(100, true)];
+        rs[2].stages = vec![stage(100, false), stage(300, true)];
+        rs[3].stages = vec![stage(100, false), stage(500, true)];
+        let refs: Vec<&Record> = rs.iter().collect();
+        let t = stages(&refs).unwrap();
+        assert!(t.contains("| 1 | s100 | 100% | 50% | 100 | 2.0 |"), "{t}");
+        assert!(t.contains("| 2 | s300 | 50% | 50% | 400 | 2.0 |"), "{t}");
+        assert!(stages(&[&rec("g", true, 1)]).is_none());
     }
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod adaptive;
 pub(crate) mod best_of_n;
+pub mod cascade;
 pub(crate) mod certainty_vote;
 pub mod length_vote;
 pub(crate) mod program;
