@@ -67,7 +67,7 @@ pub fn reconcile(dir: &Path, runs: &[(String, Value)]) -> Result<Vec<String>, Se
     let mut added = Vec::new();
     for (name, settings) in runs.iter().filter(|(_, s)| !s.is_null()) {
         match known.get(name) {
-            Some(there) if there != settings => {
+            Some(there) if !differences(there, settings).is_empty() => {
                 return Err(SettingsError::Mismatch {
                     dir: dir.to_path_buf(),
                     strategy: name.clone(),
@@ -91,20 +91,33 @@ pub fn reconcile(dir: &Path, runs: &[(String, Value)]) -> Result<Vec<String>, Se
     Ok(added)
 }
 
-/// "sampling.temperature 0.8 there, 1.0 here; max_tokens 320 there, 256 here".
-fn describe(there: &Value, here: &Value) -> String {
-    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+/// Each setting that differs, as "KEY THERE there, HERE here". A strategy setting the
+/// recorded run did not have yet (added to ponder since) matches when it is at the
+/// strategy's default (`kind` names the strategy): the default keeps what ran before.
+fn differences(there: &Value, here: &Value) -> Vec<String> {
+    let (mut a, mut b, mut d) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     flatten("", there, &mut a);
     flatten("", here, &mut b);
+    if let Some(entry) = here["kind"]
+        .as_str()
+        .and_then(|k| ponder_search::registry::lookup(k).ok())
+    {
+        flatten("strategy", &entry.defaults(), &mut d);
+    }
     let show = |v: Option<&Value>| v.map_or("unset".to_string(), Value::to_string);
     let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
     keys.sort();
     keys.dedup();
-    let diffs: Vec<String> = keys
-        .into_iter()
+    keys.into_iter()
         .filter(|k| a.get(*k) != b.get(*k))
+        .filter(|k| !(a.get(*k).is_none() && b.get(*k).is_some() && b.get(*k) == d.get(*k)))
         .map(|k| format!("{k} {} there, {} here", show(a.get(k)), show(b.get(k))))
-        .collect();
+        .collect()
+}
+
+/// "sampling.temperature 0.8 there, 1.0 here; max_tokens 320 there, 256 here".
+fn describe(there: &Value, here: &Value) -> String {
+    let diffs = differences(there, here);
     const SHOWN: usize = 4;
     match diffs.len() {
         n if n > SHOWN => format!("{}; and {} more", diffs[..SHOWN].join("; "), n - SHOWN),
@@ -219,5 +232,31 @@ mod tests {
         assert!(s.starts_with("a 1 there, 2 here; b 1 there"), "{s}");
         assert!(s.ends_with("; and 2 more"), "{s}");
         assert!(combine(Value::Null, &Map::new()).is_null());
+    }
+
+    #[test]
+    fn a_setting_added_since_matches_at_its_default() {
+        let d = dir("added");
+        // Recorded before pot had `adaptive` and `wave`.
+        let mut defaults = ponder_search::registry::lookup("pot").unwrap().defaults();
+        let m = defaults.as_object_mut().unwrap();
+        m.remove("adaptive");
+        m.remove("wave");
+        let old = json!({"kind": "pot", "strategy": defaults});
+        reconcile(&d, &[("pot-8".into(), old)]).unwrap();
+        let now = ponder_search::registry::lookup("pot").unwrap().defaults();
+        let here = json!({"kind": "pot", "strategy": now.clone()});
+        assert!(reconcile(&d, &[("pot-8".into(), here)]).unwrap().is_empty());
+        // Away from its default it is a different run.
+        let mut other = now;
+        other["wave"] = json!(3);
+        let err = reconcile(
+            &d,
+            &[("pot-8".into(), json!({"kind": "pot", "strategy": other}))],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("strategy.wave unset there, 3 here"), "{err}");
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
