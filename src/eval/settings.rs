@@ -110,7 +110,7 @@ fn differences(there: &Value, here: &Value) -> Vec<String> {
     keys.dedup();
     keys.into_iter()
         .filter(|k| a.get(*k) != b.get(*k))
-        .filter(|k| !(a.get(*k).is_none() && b.get(*k).is_some() && b.get(*k) == d.get(*k)))
+        .filter(|k| !(!a.contains_key(*k) && b.contains_key(*k) && b.get(*k) == d.get(*k)))
         .map(|k| format!("{k} {} there, {} here", show(a.get(k)), show(b.get(k))))
         .collect()
 }
