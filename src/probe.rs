@@ -13,7 +13,6 @@ use ponder_engine::{GenSpec, SamplingParams};
 use ponder_scorers::probe::{Logistic, ProbeFile, ProbeModel, ProbeTraining, FINAL_LAYER, FORMAT};
 use ponder_search::answer::{equivalent, extract_answer};
 use ponder_search::{Cx, Problem, SearchError};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 /// How the probe's training data is made and fitted.
 #[derive(Clone, Debug, PartialEq)]
@@ -156,37 +155,18 @@ pub fn collect(
     if let Some(it) = items.iter().find(|i| i.gold.trim().is_empty()) {
         return Err(TrainError::NoGold { id: it.id.clone() });
     }
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
     let out = parking_lot::Mutex::new(Vec::new());
     let tally = parking_lot::Mutex::new((0usize, 0usize));
-    let first_err = parking_lot::Mutex::new(None);
-    std::thread::scope(|sc| {
-        for _ in 0..concurrency.max(1) {
-            sc.spawn(|| {
-                while !stop.load(Relaxed) {
-                    let p = next.fetch_add(1, Relaxed);
-                    let Some(item) = items.get(p) else { break };
-                    match problem_examples(cx, item, p, settings) {
-                        Ok((examples, samples, right)) => {
-                            out.lock().extend(examples);
-                            let mut t = tally.lock();
-                            t.0 += samples;
-                            t.1 += right;
-                            progress(t.0, t.1);
-                        }
-                        Err(e) => {
-                            stop.store(true, Relaxed);
-                            first_err.lock().get_or_insert(e);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_err.into_inner() {
-        return Err(e);
-    }
+    let positions: Vec<usize> = (0..items.len()).collect();
+    crate::eval::for_each_concurrently(&positions, concurrency, |&p| -> Result<(), TrainError> {
+        let (examples, samples, right) = problem_examples(cx, &items[p], p, settings)?;
+        out.lock().extend(examples);
+        let mut t = tally.lock();
+        t.0 += samples;
+        t.1 += right;
+        progress(t.0, t.1);
+        Ok(())
+    })?;
     let mut out = out.into_inner();
     out.sort_by_key(|e| e.problem); // the order threads finished in is not reproducible
     Ok(out)

@@ -153,8 +153,7 @@ impl Styled {
         if style == PromptStyle::Cot {
             return Ok(inner);
         }
-        if inner.settings()["prompt"].is_string() && inner.settings().get("program_share").is_none()
-        {
+        if !inner.writes_chains_of_thought() {
             return Err(invalid(
                 "prompt_style",
                 format!(

@@ -456,6 +456,11 @@ pub trait Strategy: Send + Sync {
     }
     /// Solve one problem.
     fn solve(&self, cx: &Cx, problem: &Problem) -> Result<Solution, SearchError>;
+    /// Whether it asks for chains of thought under the run's system prompt (what a
+    /// prompt style changes); false for one that writes only programs with its own.
+    fn writes_chains_of_thought(&self) -> bool {
+        true
+    }
     /// Every setting that shapes this strategy's results (two strategies with one name
     /// but different settings are different runs: `ponder eval` refuses to mix their
     /// records). `Null`: not known, not checked.

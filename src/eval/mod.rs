@@ -137,34 +137,48 @@ pub fn run(
         .flat_map(|it| strategies.iter().map(move |s| (it, s.as_ref())))
         .filter(|(it, s)| !done.contains(&(it.id.clone(), s.name(), cx.seed)))
         .collect();
+    let log = parking_lot::Mutex::new(log);
+    let added = AtomicUsize::new(0);
+    for_each_concurrently(
+        &work,
+        concurrency,
+        |&(item, strategy)| -> Result<(), EvalError> {
+            let sol = strategy
+                .solve(cx, &Problem::new(item.index, item.question.clone()))
+                .map_err(|source| EvalError::Solve {
+                    id: item.id.clone(),
+                    strategy: strategy.name(),
+                    source,
+                })?;
+            let r = record(item, &sol, cx.seed, cx.scorer.name());
+            log.lock().append(r.clone())?;
+            added.fetch_add(1, Relaxed);
+            on_record(&r);
+            Ok(())
+        },
+    )?;
+    Ok(added.into_inner())
+}
+
+/// Run `f` on every item, `concurrency` at a time, each item once, in order of start.
+/// After the first error no new item starts; that error is returned once the items in
+/// flight are done.
+pub(crate) fn for_each_concurrently<T: Sync, E: Send>(
+    items: &[T],
+    concurrency: usize,
+    f: impl Fn(&T) -> Result<(), E> + Sync,
+) -> Result<(), E> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let log = parking_lot::Mutex::new(log);
     let first_err = parking_lot::Mutex::new(None);
-    let added = AtomicUsize::new(0);
     std::thread::scope(|sc| {
         for _ in 0..concurrency.max(1) {
             sc.spawn(|| {
                 while !stop.load(Relaxed) {
-                    let i = next.fetch_add(1, Relaxed);
-                    let Some(&(item, strategy)) = work.get(i) else {
+                    let Some(item) = items.get(next.fetch_add(1, Relaxed)) else {
                         break;
                     };
-                    let res = strategy
-                        .solve(cx, &Problem::new(item.index, item.question.clone()))
-                        .map_err(|source| EvalError::Solve {
-                            id: item.id.clone(),
-                            strategy: strategy.name(),
-                            source,
-                        })
-                        .and_then(|sol| {
-                            let r = record(item, &sol, cx.seed, cx.scorer.name());
-                            log.lock().append(r.clone())?;
-                            added.fetch_add(1, Relaxed);
-                            on_record(&r);
-                            Ok(())
-                        });
-                    if let Err(e) = res {
+                    if let Err(e) = f(item) {
                         stop.store(true, Relaxed);
                         first_err.lock().get_or_insert(e);
                     }
@@ -172,10 +186,7 @@ pub fn run(
             });
         }
     });
-    match first_err.into_inner() {
-        Some(e) => Err(e),
-        None => Ok(added.into_inner()),
-    }
+    first_err.into_inner().map_or(Ok(()), Err)
 }
 
 /// Write `summary.md`, `summary.csv` and the accuracy-vs-tokens plot for the records of

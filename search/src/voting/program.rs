@@ -191,6 +191,9 @@ impl Strategy for Pot {
     fn settings(&self) -> serde_json::Value {
         crate::strategy::settings_of(self)
     }
+    fn writes_chains_of_thought(&self) -> bool {
+        false
+    }
     fn name(&self) -> String {
         match self.adaptive {
             _ if self.n == 1 && self.sampling.is_greedy() => "pot-greedy".into(),
